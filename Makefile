@@ -1,0 +1,29 @@
+# The README's quick start: `make demo` runs the main job, `make test` the test suite.
+# Both create .venv with everything they need when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench cuda-report clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/kepler_batch.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_batch.py
+
+cuda-report: $(STAMP)
+	$(PY) -m batchivp cuda-report
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,380 @@
+"""``solve_batch``: many independent IVPs, one compiled DOP853 kernel call.
+
+The host validates and broadcasts the inputs (a ``ValueError`` naming the argument,
+before anything compiles), renders/loads the generated module for the target, and
+runs the kernel in resumable chunks until every problem has a final status.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import render, targets
+from .core import dop853 as core
+from .registry import RhsFunction
+
+EPS = np.finfo(float).eps
+
+MESSAGES = {
+    core.STATUS_FINISHED: "The solver successfully reached the end of the integration interval.",
+    core.STATUS_EVENT: "A termination event occurred.",
+    core.STATUS_STEP_TOO_SMALL: "Required step size is less than spacing between numbers.",
+    core.STATUS_NONFINITE: "The right-hand side returned a non-finite value (NaN or inf).",
+    core.STATUS_BUDGET: "The step budget (max_steps) was exhausted before the end of the interval.",
+    core.STATUS_BUFFER: "An output buffer was too small (see the warning for the size needed).",
+    core.STATUS_RUNNING: "Integration stopped before the end of the interval; it can be resumed.",
+    core.STATUS_PENDING: "Integration was not started.",
+}
+
+DEFAULT_CHUNK_STEPS = 2**62
+
+
+@dataclass
+class BatchResult:
+    """Results of :func:`solve_batch`, arrays over the batch axis (length ``N``).
+
+    Attributes
+    ----------
+    t : ndarray, shape (k,) or (N, k), or None
+        The ``t_eval`` points (``None`` if none were asked for).
+    y : ndarray, shape (N, n, k), or None
+        The solution at ``t``, from the dense output; NaN where a problem stopped first.
+    t_final : ndarray, shape (N,)
+        Time each problem reached (the end of the span when ``status == 0``).
+    y_final : ndarray, shape (N, n)
+        State at ``t_final``.
+    status : ndarray of int, shape (N,)
+        0 reached the end, 1 stopped by an event, -1 step size too small, -2 non-finite
+        right-hand side, -3 step budget exhausted; see :meth:`message`.
+    nfev, nstep, nreject : ndarray of int, shape (N,)
+        Right-hand side evaluations (scipy's ``nfev``), accepted and rejected steps.
+    target : str
+        The target that ran the batch.
+    """
+
+    t: object
+    y: object
+    t_final: np.ndarray
+    y_final: np.ndarray
+    status: np.ndarray
+    nfev: np.ndarray
+    nstep: np.ndarray
+    nreject: np.ndarray
+    target: str
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def success(self):
+        """``status >= 0`` per problem."""
+        return self.status >= 0
+
+    def message(self, i):
+        """The message of problem ``i``'s status."""
+        return MESSAGES.get(int(self.status[i]), f"Unknown status {int(self.status[i])}.")
+
+    def __len__(self):
+        return len(self.status)
+
+
+def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), rtol=1e-3,
+                atol=1e-6, first_step=None, max_step=np.inf, max_steps=None,
+                fun_index=None, target=None, chunk_steps=None):
+    """Solve ``N`` independent IVPs ``y' = fun(t, y, p)`` with DOP853 in one call.
+
+    Each problem takes exactly the steps scipy's ``solve_ivp(method="DOP853")`` takes
+    on it alone (same ``nfev``), with its own span, state, parameters and tolerances.
+
+    Parameters
+    ----------
+    fun : RhsFunction or sequence of RhsFunction
+        Right-hand side(s) registered with :func:`batchivp.rhs`. With several,
+        ``fun_index`` picks one per problem; all must have the state dimension ``n``.
+    t_span : (2,) or (N, 2) array_like
+        Start and end of each problem's interval; ``tf < t0`` integrates backward.
+    y0 : (N, n) array_like
+        Initial states, finite.
+    params : None, scalar, (m,) or (N, m) array_like
+        Parameter vector ``p`` passed to ``fun``, shared or per problem.
+    t_eval : None, (k,) or (N, k) array_like
+        Times at which to store the solution, inside the span and sorted in the
+        direction of integration, shared or per problem.
+    events : sequence
+        Not supported yet: event functions come with the events issue.
+    rtol, atol : scalar, (n,) or (N, 1) or (N, n) array_like
+        Tolerances: scalar, per component, per problem, or both.
+    first_step : None, scalar or (N,) array_like
+        Initial step; ``None`` selects it as scipy does.
+    max_step : scalar or (N,) array_like
+        Largest step size (default ``inf``).
+    max_steps : None or int
+        Step budget per problem; a problem that needs more gets status -3.
+    fun_index : None or (N,) array_like of int
+        Index into ``fun`` per problem when ``fun`` is a sequence.
+    target : None or str
+        ``"cpu"``, ``"parallel"``, ``"cuda"`` or ``"auto"``; default ``BATCHIVP_TARGET``.
+    chunk_steps : None or int
+        Steps per kernel call before control returns to the host (the batch resumes
+        until done); ``None`` runs each problem to the end in one call.
+
+    Returns
+    -------
+    BatchResult
+    """
+    target = targets.resolve_target(target)
+    if events:
+        raise NotImplementedError("events are not supported by solve_batch yet")
+    functions, handles = _check_fun(fun, fun_index)
+    y0 = _as_float_array(y0, "y0")
+    if y0.ndim != 2:
+        raise ValueError(f"y0 must have shape (N, n) (one row per problem), got shape {y0.shape}; "
+                         "for a single problem pass y0[None, :]")
+    n_prob, ndim = y0.shape
+    if n_prob == 0 or ndim == 0:
+        raise ValueError(f"y0 must hold at least one problem of at least one component, got shape {y0.shape}")
+    _check_finite(y0, "y0")
+    if handles.shape[0] not in (1, n_prob):
+        raise ValueError(f"fun_index must have shape ({n_prob},), got {handles.shape}")
+    handles = np.broadcast_to(handles, (n_prob,))
+
+    span = _as_float_array(t_span, "t_span")
+    if span.shape == (2,):
+        span = np.broadcast_to(span, (n_prob, 2))
+    if span.shape != (n_prob, 2):
+        raise ValueError(f"t_span must have shape (2,) or ({n_prob}, 2), got {span.shape}")
+    _check_finite(span, "t_span")
+    t0, tf = span[:, 0], span[:, 1]
+
+    p = _per_problem(params if params is not None else 0.0, "params", n_prob, allow_scalar=True)
+    rtol_a = _tolerance(rtol, "rtol", n_prob, ndim)
+    atol_a = _tolerance(atol, "atol", n_prob, ndim)
+    if np.any(rtol_a < 100 * EPS):
+        warnings.warn("At least one element of `rtol` is too small. "
+                      f"Setting `rtol = np.maximum(rtol, {100 * EPS})`.", stacklevel=2)
+        rtol_a = np.maximum(rtol_a, 100 * EPS)
+    if np.any(atol_a < 0):
+        raise ValueError("atol must be non-negative")
+
+    max_step_a = _per_problem_scalar(max_step, "max_step", n_prob)
+    if np.any(~(max_step_a > 0)):
+        raise ValueError("max_step must be positive")
+    if first_step is None:
+        first_a = np.zeros(n_prob)
+    else:
+        first_a = _per_problem_scalar(first_step, "first_step", n_prob)
+        if np.any(~(first_a > 0)):
+            raise ValueError("first_step must be positive")
+        if np.any(first_a > np.abs(tf - t0)):
+            bad = int(np.argmax(first_a > np.abs(tf - t0)))
+            raise ValueError(f"first_step exceeds the span of problem {bad} "
+                             f"(|tf - t0| = {abs(tf[bad] - t0[bad])!r})")
+
+    t_eval_a, n_eval = _check_t_eval(t_eval, t0, tf, n_prob)
+    budget = _positive_int(max_steps, "max_steps", 2**62)
+    chunk = _positive_int(chunk_steps, "chunk_steps", DEFAULT_CHUNK_STEPS)
+
+    tcfg = np.empty((n_prob, core.TCFG_SIZE))
+    tcfg[:, core.TC_T0] = t0
+    tcfg[:, core.TC_TF] = tf
+    tcfg[:, core.TC_FIRST_STEP] = first_a
+    tcfg[:, core.TC_MAX_STEP] = max_step_a
+    icfg = np.empty((n_prob, core.ICFG_SIZE), dtype=np.int64)
+    icfg[:, core.IC_HANDLE] = handles
+    icfg[:, core.IC_N_EVAL] = n_eval
+    icfg[:, core.IC_MAX_STEPS] = budget
+    icfg[:, core.IC_CHUNK_STEPS] = chunk
+
+    module = render.load_module(target, ndim, functions)
+    inputs = [y0, p, rtol_a, atol_a, tcfg, t_eval_a, icfg]
+    state = _new_state(n_prob, ndim, t_eval_a.shape[-1])
+    run_kernel(module, target, inputs, state)
+    fstate, istate, f, yout, y = state
+
+    return BatchResult(
+        t=None if t_eval is None else _t_eval_out(t_eval),
+        y=None if t_eval is None else yout,
+        t_final=fstate[:, core.FS_T].copy(),
+        y_final=y,
+        status=istate[:, core.IS_STATUS].copy(),
+        nfev=istate[:, core.IS_NFEV].copy(),
+        nstep=istate[:, core.IS_NSTEP].copy(),
+        nreject=istate[:, core.IS_NREJECT].copy(),
+        target=target,
+    )
+
+
+def _new_state(n_prob, ndim, k):
+    """Output/state arrays of a fresh batch: every problem pending, outputs NaN."""
+    fstate = np.zeros((n_prob, core.FSTATE_SIZE))
+    istate = np.zeros((n_prob, core.ISTATE_SIZE), dtype=np.int64)
+    istate[:, core.IS_STATUS] = core.STATUS_PENDING
+    f = np.full((n_prob, ndim), np.nan)
+    yout = np.full((n_prob, ndim, k), np.nan)
+    y = np.full((n_prob, ndim), np.nan)
+    return [fstate, istate, f, yout, y]
+
+
+def run_kernel(module, target, inputs, state):
+    """Run the kernel until no problem is left pending or running (resuming chunks).
+
+    ``inputs`` are full-size (possibly broadcast) host arrays; ``state`` is
+    ``[fstate, istate, f, yout, y]`` of a batch, updated in place.
+    """
+    istate = state[1]
+    if target == "python":
+        for i in range(istate.shape[0]):
+            while istate[i, core.IS_STATUS] in (core.STATUS_PENDING, core.STATUS_RUNNING):
+                module.dop853_kernel(*(a[i] for a in inputs), *(a[i] for a in state))
+        return
+    if target == "cuda":
+        _run_cuda(module, inputs, state)
+        return
+    # A problem whose chunk ended is resumed; finished ones return at once.
+    while True:
+        module.dop853_kernel(*inputs, *state[:-1], state[-1])
+        if not np.any(istate[:, core.IS_STATUS] == core.STATUS_RUNNING):
+            return
+
+
+def _run_cuda(module, inputs, state):
+    from numba import cuda
+
+    # Workaround: the cuda gufunc cannot broadcast inputs (and the simulator fails on
+    # it), so every input goes to the device at full size.
+    d_inputs = [cuda.to_device(np.ascontiguousarray(a)) for a in inputs]
+    d_state = [cuda.to_device(a) for a in state]
+    istate = state[1]
+    while True:
+        module.dop853_kernel(*d_inputs, *d_state)
+        d_state[1].copy_to_host(istate)
+        if not np.any(istate[:, core.IS_STATUS] == core.STATUS_RUNNING):
+            break
+    for host, dev in zip(state, d_state):
+        dev.copy_to_host(host)
+
+
+# ---- validation helpers: each error names the argument ----
+
+def _check_fun(fun, fun_index):
+    funs = list(fun) if isinstance(fun, (list, tuple)) else [fun]
+    if not funs:
+        raise ValueError("fun must name at least one right-hand side")
+    for item in funs:
+        if not isinstance(item, RhsFunction):
+            raise TypeError(
+                f"fun must be a right-hand side registered with @batchivp.rhs (or a list "
+                f"of them), got {item!r}; decorate it: @batchivp.rhs\\ndef f(t, y, p, dydt): ...")
+    if fun_index is None:
+        if len(funs) > 1:
+            raise ValueError("fun is a list of right-hand sides: pass fun_index=, one index per problem")
+        return funs, np.zeros(1, dtype=np.int64)
+    idx = np.asarray(fun_index)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"fun_index must be a 1-D array of integers, got dtype {idx.dtype} shape {idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= len(funs)):
+        raise ValueError(f"fun_index values must lie in [0, {len(funs) - 1}] (positions in fun)")
+    # Dispatcher handles are positions in the deduplicated plugin set.
+    unique = []
+    for item in funs:
+        if item not in unique:
+            unique.append(item)
+    remap = np.array([unique.index(item) for item in funs], dtype=np.int64)
+    return unique, remap[idx]
+
+
+def _as_float_array(value, name):
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise ValueError(f"{name} cannot be converted to an array: {exc}") from None
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} is complex; solve_batch integrates real systems "
+                         "(split real and imaginary parts into separate components)")
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    return np.asarray(arr, dtype=np.float64, order="C")
+
+
+def _check_finite(arr, name):
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        raise ValueError(f"{name} holds a non-finite value (NaN or inf) at index {tuple(int(i) for i in where)}")
+
+
+def _per_problem(value, name, n_prob, allow_scalar):
+    arr = _as_float_array(value, name)
+    if arr.ndim == 0 and allow_scalar:
+        arr = arr.reshape(1)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] not in (1, n_prob) or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be a scalar, shape (m,) shared or ({n_prob}, m) per "
+                         f"problem, got shape {np.shape(value)}")
+    return np.broadcast_to(arr, (n_prob, arr.shape[1]))
+
+
+def _tolerance(value, name, n_prob, ndim):
+    arr = _as_float_array(value, name)
+    if arr.ndim == 0:
+        arr = arr.reshape(1, 1)
+    elif arr.ndim == 1:
+        if arr.shape[0] != ndim:
+            raise ValueError(f"{name} of shape {arr.shape}: a 1-D {name} is per component and must "
+                             f"have length n = {ndim}; per problem use shape ({n_prob}, 1)")
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] not in (1, n_prob) or arr.shape[1] not in (1, ndim):
+        raise ValueError(f"{name} must be a scalar or of shape ({ndim},), ({n_prob}, 1) or "
+                         f"({n_prob}, {ndim}), got shape {np.shape(value)}")
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} holds NaN")
+    return np.broadcast_to(arr, (n_prob, ndim))
+
+
+def _per_problem_scalar(value, name, n_prob):
+    arr = _as_float_array(value, name)
+    if arr.ndim == 0:
+        return np.full(n_prob, float(arr))
+    if arr.shape != (n_prob,):
+        raise ValueError(f"{name} must be a scalar or of shape ({n_prob},), got shape {arr.shape}")
+    return arr
+
+
+def _positive_int(value, name, default):
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def _check_t_eval(t_eval, t0, tf, n_prob):
+    """Validated ``t_eval`` as an (N or 1, k) array and its length (0 when None)."""
+    if t_eval is None:
+        return np.zeros((n_prob, 1)), 0
+    arr = _as_float_array(t_eval, "t_eval")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] not in (1, n_prob) or arr.shape[1] == 0:
+        raise ValueError(f"t_eval must have shape (k,) shared or ({n_prob}, k) per problem, "
+                         f"got shape {np.shape(t_eval)}")
+    _check_finite(arr, "t_eval")
+    full = np.broadcast_to(arr, (n_prob, arr.shape[1]))
+    lo, hi = np.minimum(t0, tf), np.maximum(t0, tf)
+    outside = (full < lo[:, None]) | (full > hi[:, None])
+    if outside.any():
+        i = int(np.argwhere(outside)[0][0])
+        raise ValueError(f"t_eval holds values outside t_span (first in problem {i}, span "
+                         f"[{t0[i]!r}, {tf[i]!r}])")
+    d = np.diff(full, axis=1)
+    direction = np.sign(tf - t0)[:, None]
+    unsorted = (d * np.where(direction == 0, 1, direction)) <= 0
+    if unsorted.any():
+        i = int(np.argwhere(unsorted)[0][0])
+        raise ValueError(f"t_eval must be strictly sorted in the direction of integration "
+                         f"(problem {i} runs from {t0[i]!r} to {tf[i]!r})")
+    return full, arr.shape[1]
+
+
+def _t_eval_out(t_eval):
+    return np.array(t_eval, dtype=float)

@@ -1,0 +1,8 @@
+"""The numerical core: plain Python, rendered into every target's generated module.
+
+Nothing here imports numpy, scipy, jinja or numba (DESIGN.md, layering).
+"""
+
+from .checks import check_tableau
+
+check_tableau()

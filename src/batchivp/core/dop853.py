@@ -1,0 +1,409 @@
+"""DOP853 numerics, written once as plain Python for every target.
+
+Contract (DESIGN.md, point 1), kept by every function in this file:
+
+1. ``math`` only; arrays are passed in, never allocated; no ``raise`` or ``assert``;
+   no default or keyword arguments; no globals but module constants and the
+   dispatcher ``rhs(handle, t, y, p, dydt)``, which the renderer defines in the
+   generated module next to these functions.
+2. The renderer copies the top-level functions and constant assignments of this file
+   verbatim into one module per target and decorates each function for it
+   (``numba.njit`` for cpu/parallel, ``numba.cuda.jit(device=True)`` for cuda, none for
+   the pure-Python oracle target). Imports are dropped there: the coefficient names
+   are rendered in as constants.
+3. The algorithm is scipy's ``DOP853`` [1]_ [2]_ step for step: the same stage sums, the
+   error norm combining the 5th- and 3rd-order estimates, the controller (SAFETY 0.9,
+   factors 0.2..10, exponent -1/8, no growth right after a rejection), the initial step
+   selection and the 7th-degree interpolant. Python's ``min``/``max`` are spelled out as
+   ``py_min``/``py_max`` so that NaN behaves as it does in scipy on every target.
+
+State of one problem between calls (the kernel owns the arrays):
+
+- ``fstate``: ``[t, h_abs, t_new]`` (``t_new``: end of the step being taken).
+- ``istate``: ``[status, nfev, nstep, nreject, i_eval, last_error_nonfinite]``.
+- ``y``, ``f``: state and derivative at ``t``.
+
+References
+----------
+.. [1] E. Hairer, S. P. Norsett, G. Wanner, "Solving Ordinary Differential Equations I:
+       Nonstiff Problems", 2nd ed., Sec. II.4 (step size control, initial step) and
+       II.6 (dense output).
+.. [2] scipy.integrate._ivp.rk.DOP853 and scipy.integrate._ivp.common.
+"""
+
+import math
+
+from .coefficients import A, B, C, D, E3, E5, N_STAGES, N_STAGES_EXTENDED
+
+SAFETY = 0.9
+MIN_FACTOR = 0.2
+MAX_FACTOR = 10.0
+ERROR_EXPONENT = -0.125  # -1 / (error_estimator_order + 1), order 7
+INITIAL_STEP_EXPONENT = 0.125  # 1 / (error_estimator_order + 1)
+
+# Status codes: scipy's where scipy has one, further negative codes for failures.
+STATUS_FINISHED = 0
+STATUS_EVENT = 1
+STATUS_STEP_TOO_SMALL = -1
+STATUS_NONFINITE = -2
+STATUS_BUDGET = -3
+STATUS_BUFFER = -4
+STATUS_RUNNING = 2  # stopped at a chunk boundary; resume to continue
+STATUS_PENDING = 3  # not started
+
+# Indices into the per-problem state and configuration vectors.
+FS_T = 0
+FS_H_ABS = 1
+FS_T_NEW = 2
+FSTATE_SIZE = 3
+IS_STATUS = 0
+IS_NFEV = 1
+IS_NSTEP = 2
+IS_NREJECT = 3
+IS_I_EVAL = 4
+IS_NONFINITE = 5
+ISTATE_SIZE = 6
+TC_T0 = 0
+TC_TF = 1
+TC_FIRST_STEP = 2  # 0.0 means "select it as scipy does"
+TC_MAX_STEP = 3
+TCFG_SIZE = 4
+IC_HANDLE = 0
+IC_N_EVAL = 1
+IC_MAX_STEPS = 2
+IC_CHUNK_STEPS = 3
+ICFG_SIZE = 4
+
+
+def py_max(a, b):
+    """Python's ``max(a, b)``: ``a`` unless ``b > a`` (so a NaN ``b`` loses)."""
+    if b > a:
+        return b
+    return a
+
+
+def py_min(a, b):
+    """Python's ``min(a, b)``: ``a`` unless ``b < a``."""
+    if b < a:
+        return b
+    return a
+
+
+def np_maximum(a, b):
+    """``numpy.maximum`` for two floats: NaN wins."""
+    if a != a or b != b:
+        return a + b
+    if a >= b:
+        return a
+    return b
+
+
+def step_toward(t, direction):
+    """``abs(numpy.nextafter(t, direction * inf) - t)`` for finite ``t``.
+
+    Built from ``frexp``/``ldexp``, which numba's CUDA target has (it has no
+    ``nextafter``). With ``t = m * 2**e``, ``0.5 <= |m| < 1``, the spacing of doubles
+    around ``t`` is ``2**(e - 53)``, half that just below a power of two when moving
+    toward zero, and never below the smallest subnormal ``2**-1074``.
+    """
+    if t == 0.0:
+        return math.ldexp(1.0, -1074)
+    m, e = math.frexp(t)
+    toward_zero = (t > 0.0) != (direction > 0.0)
+    if toward_zero and (m == 0.5 or m == -0.5):
+        e = e - 1
+    return math.ldexp(1.0, py_max(e - 53, -1074))
+
+
+def rms_norm_scaled(x, scale, n):
+    """scipy's ``norm(x / scale)``: ``linalg.norm(x / scale) / n ** 0.5``."""
+    ss = 0.0
+    for i in range(n):
+        v = x[i] / scale[i]
+        ss += v * v
+    return math.sqrt(ss) / n ** 0.5
+
+
+def stage_state(K, s, t, y, h, ytmp, n):
+    """``ytmp = y + (K[:s].T @ A[s, :s]) * h`` and return the stage time ``t + C[s] h``."""
+    row = s * N_STAGES_EXTENDED
+    for i in range(n):
+        acc = 0.0
+        for j in range(s):
+            acc += K[j, i] * A[row + j]
+        ytmp[i] = y[i] + acc * h
+    return t + C[s] * h
+
+
+def rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n):
+    """One DOP853 step of size ``h`` from ``(t, y)`` with ``f = f(t, y)``.
+
+    Fills ``K[0:13]`` (``K[12] = f(t + h, y_new)``) and ``y_new``; 12 evaluations.
+    """
+    for i in range(n):
+        K[0, i] = f[i]
+    for s in range(1, N_STAGES):
+        ts = stage_state(K, s, t, y, h, ytmp, n)
+        rhs(handle, ts, ytmp, p, K[s])
+    for i in range(n):
+        acc = 0.0
+        for j in range(N_STAGES):
+            acc += K[j, i] * B[j]
+        y_new[i] = y[i] + h * acc
+    rhs(handle, t + h, y_new, p, K[N_STAGES])
+
+
+def error_norm(K, h, y, y_new, rtol, atol, n):
+    """scipy's ``DOP853._estimate_error_norm`` with ``scale = atol + max(|y|, |y_new|) rtol``."""
+    err5_ss = 0.0
+    err3_ss = 0.0
+    for i in range(n):
+        scale = atol[i] + np_maximum(abs(y[i]), abs(y_new[i])) * rtol[i]
+        e5 = 0.0
+        e3 = 0.0
+        for j in range(N_STAGES + 1):
+            e5 += K[j, i] * E5[j]
+            e3 += K[j, i] * E3[j]
+        e5 = e5 / scale
+        e3 = e3 / scale
+        err5_ss += e5 * e5
+        err3_ss += e3 * e3
+    # scipy squares linalg.norm, i.e. sqrt(ss) ** 2; keep its rounding.
+    err5_norm_2 = math.sqrt(err5_ss) ** 2
+    err3_norm_2 = math.sqrt(err3_ss) ** 2
+    if err5_norm_2 == 0.0 and err3_norm_2 == 0.0:
+        return 0.0
+    denom = err5_norm_2 + 0.01 * err3_norm_2
+    return abs(h) * err5_norm_2 / math.sqrt(denom * n)
+
+
+def accepted_factor(err, rejected):
+    """Step growth after an accepted step with ``err < 1`` (scipy's controller)."""
+    if err == 0.0:
+        factor = MAX_FACTOR
+    else:
+        factor = py_min(MAX_FACTOR, SAFETY * err**ERROR_EXPONENT)
+    if rejected:
+        factor = py_min(1.0, factor)
+    return factor
+
+
+def rejected_factor(err):
+    """Step shrink after a rejected step (``err >= 1`` or NaN): at least ``MIN_FACTOR``."""
+    return py_max(MIN_FACTOR, SAFETY * err**ERROR_EXPONENT)
+
+
+def select_initial_step(handle, t0, y0, f0, p, t_bound, max_step, direction, rtol, atol,
+                        y1, f1, scale, n):
+    """scipy's ``select_initial_step`` (Hairer's algorithm); one evaluation.
+
+    ``y1``, ``f1``, ``scale`` are work arrays of length ``n``.
+    """
+    interval_length = abs(t_bound - t0)
+    if interval_length == 0.0:
+        return 0.0
+    for i in range(n):
+        scale[i] = atol[i] + abs(y0[i]) * rtol[i]
+    d0 = rms_norm_scaled(y0, scale, n)
+    d1 = rms_norm_scaled(f0, scale, n)
+    if d0 < 1e-5 or d1 < 1e-5:
+        h0 = 1e-6
+    else:
+        h0 = 0.01 * d0 / d1
+    h0 = py_min(h0, interval_length)
+    for i in range(n):
+        y1[i] = y0[i] + h0 * direction * f0[i]
+    rhs(handle, t0 + h0 * direction, y1, p, f1)
+    for i in range(n):
+        y1[i] = f1[i] - f0[i]
+    d2 = rms_norm_scaled(y1, scale, n) / h0
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = py_max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / py_max(d1, d2)) ** INITIAL_STEP_EXPONENT
+    h = py_min(100.0 * h0, h1)
+    h = py_min(h, interval_length)
+    return py_min(h, max_step)
+
+
+def dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n):
+    """The 7 interpolant rows ``F`` of the last step; three extra evaluations.
+
+    ``K[0:13]`` must hold the step's stages, ``y_old``/``y`` its ends, ``f = f(t, y)``.
+    """
+    for s in range(N_STAGES + 1, N_STAGES_EXTENDED):
+        ts = stage_state(K, s, t_old, y_old, h, ytmp, n)
+        rhs(handle, ts, ytmp, p, K[s])
+    for i in range(n):
+        f_old = K[0, i]
+        delta_y = y[i] - y_old[i]
+        F[0, i] = delta_y
+        F[1, i] = h * f_old - delta_y
+        F[2, i] = 2.0 * delta_y - h * (f[i] + f_old)
+        for r in range(4):
+            acc = 0.0
+            for j in range(N_STAGES_EXTENDED):
+                acc += D[r * N_STAGES_EXTENDED + j] * K[j, i]
+            F[3 + r, i] = h * acc
+
+
+def dense_eval(F, y_old, t_old, h, t, out, n):
+    """Evaluate the step's interpolant at ``t`` into ``out`` (scipy's Horner order)."""
+    x = (t - t_old) / h
+    for i in range(n):
+        v = 0.0
+        for r in range(7):
+            v += F[6 - r, i]
+            if r % 2 == 0:
+                v *= x
+            else:
+                v *= 1.0 - x
+        out[i] = v + y_old[i]
+
+
+def all_finite(x, n):
+    for i in range(n):
+        if not math.isfinite(x[i]):
+            return False
+    return True
+
+
+def dop853_start(y0, p, rtol, atol, tcfg, icfg, y, f, fstate, istate, K, ytmp, n):
+    """Set up one problem: ``f(t0, y0)``, the first step, counters. One or two evaluations."""
+    handle = icfg[IC_HANDLE]
+    t0 = tcfg[TC_T0]
+    tf = tcfg[TC_TF]
+    for i in range(n):
+        y[i] = y0[i]
+    rhs(handle, t0, y, p, f)
+    istate[IS_NFEV] = 1
+    istate[IS_NSTEP] = 0
+    istate[IS_NREJECT] = 0
+    istate[IS_I_EVAL] = 0
+    istate[IS_NONFINITE] = 0
+    fstate[FS_T] = t0
+    fstate[FS_T_NEW] = t0
+    istate[IS_STATUS] = STATUS_RUNNING
+    if not all_finite(f, n):
+        istate[IS_STATUS] = STATUS_NONFINITE
+        fstate[FS_H_ABS] = 0.0
+        return
+    direction = 1.0
+    if tf < t0:
+        direction = -1.0
+    if tcfg[TC_FIRST_STEP] > 0.0:
+        fstate[FS_H_ABS] = tcfg[TC_FIRST_STEP]
+    elif tf == t0:
+        fstate[FS_H_ABS] = 0.0
+    else:
+        # K rows 1..3 are free before the first step: use them as work arrays.
+        fstate[FS_H_ABS] = select_initial_step(
+            handle, t0, y, f, p, tf, tcfg[TC_MAX_STEP], direction, rtol, atol,
+            K[1], K[2], K[3], n)
+        istate[IS_NFEV] = 2
+
+
+def dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
+                fstate, istate, K, y_new, ytmp, n):
+    """Attempt steps until one is accepted or the step size gets too small.
+
+    scipy's ``RungeKutta._step_impl``. On success ``y_new``, ``K[12] = f(t_new, y_new)``
+    hold the new point, ``fstate[t_new]`` its time, ``y``/``f``/``fstate[t]`` still the old
+    one; returns the step ``h = t_new - t`` (signed). On failure sets the status and
+    returns 0.
+    """
+    t = fstate[FS_T]
+    min_step = 10.0 * step_toward(t, direction)
+    h_abs = fstate[FS_H_ABS]
+    if h_abs > max_step:
+        h_abs = max_step
+    elif h_abs < min_step:
+        h_abs = min_step
+    rejected = False
+    while True:
+        if h_abs < min_step:
+            if istate[IS_NONFINITE] != 0:
+                istate[IS_STATUS] = STATUS_NONFINITE
+            else:
+                istate[IS_STATUS] = STATUS_STEP_TOO_SMALL
+            return 0.0
+        h = h_abs * direction
+        t_new = t + h
+        if direction * (t_new - t_bound) > 0.0:
+            t_new = t_bound
+        h = t_new - t
+        h_abs = abs(h)
+        rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n)
+        istate[IS_NFEV] += N_STAGES
+        err = error_norm(K, h, y, y_new, rtol, atol, n)
+        if err < 1.0:
+            h_abs *= accepted_factor(err, rejected)
+            fstate[FS_H_ABS] = h_abs
+            fstate[FS_T_NEW] = t_new
+            istate[IS_NONFINITE] = 0
+            return h
+        istate[IS_NONFINITE] = 0 if math.isfinite(err) else 1
+        h_abs *= rejected_factor(err)
+        rejected = True
+        istate[IS_NREJECT] += 1
+
+
+def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, y, f, fstate, istate, yout,
+                   K, F, y_new, y_old, ytmp, n):
+    """Start (if pending) and integrate one problem for at most ``icfg[chunk]`` steps.
+
+    Writes the interpolant at every ``t_eval`` point passed, computing the three extra
+    stages only in steps that contain one (as scipy's ``solve_ivp`` does), so ``nfev``
+    matches scipy's. Leaves the status ``STATUS_RUNNING`` when the chunk ends first.
+    """
+    if istate[IS_STATUS] == STATUS_PENDING:
+        dop853_start(y0, p, rtol, atol, tcfg, icfg, y, f, fstate, istate, K, ytmp, n)
+    if istate[IS_STATUS] != STATUS_RUNNING:
+        return
+    handle = icfg[IC_HANDLE]
+    n_eval = icfg[IC_N_EVAL]
+    max_steps = icfg[IC_MAX_STEPS]
+    t_bound = tcfg[TC_TF]
+    max_step = tcfg[TC_MAX_STEP]
+    direction = 1.0
+    if t_bound < tcfg[TC_T0]:
+        direction = -1.0
+    steps_left = icfg[IC_CHUNK_STEPS]
+    while steps_left > 0:
+        t_old = fstate[FS_T]
+        if t_old == t_bound:
+            # scipy's corner case t0 == tf: finished at once, every t_eval point is y0.
+            while istate[IS_I_EVAL] < n_eval:
+                for i in range(n):
+                    yout[i, istate[IS_I_EVAL]] = y[i]
+                istate[IS_I_EVAL] += 1
+            istate[IS_STATUS] = STATUS_FINISHED
+            return
+        if istate[IS_NSTEP] >= max_steps:
+            istate[IS_STATUS] = STATUS_BUDGET
+            return
+        h = dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
+                        fstate, istate, K, y_new, ytmp, n)
+        if istate[IS_STATUS] != STATUS_RUNNING:
+            return
+        t = fstate[FS_T_NEW]
+        istate[IS_NSTEP] += 1
+        steps_left -= 1
+        for i in range(n):
+            y_old[i] = y[i]
+            y[i] = y_new[i]
+            f[i] = K[N_STAGES, i]
+        fstate[FS_T] = t
+        i_eval = istate[IS_I_EVAL]
+        if i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
+            dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n)
+            istate[IS_NFEV] += N_STAGES_EXTENDED - N_STAGES - 1
+            while i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
+                dense_eval(F, y_old, t_old, h, t_eval[i_eval], ytmp, n)
+                for i in range(n):
+                    yout[i, i_eval] = ytmp[i]
+                i_eval += 1
+            istate[IS_I_EVAL] = i_eval
+        if direction * (t - t_bound) >= 0.0:
+            istate[IS_STATUS] = STATUS_FINISHED
+            return

@@ -1,0 +1,366 @@
+"""The plugin registry: user right-hand sides as plain Python, checked at registration.
+
+A right-hand side is ``fun(t, y, p, dydt)``: it reads the time ``t``, the state ``y`` and
+the problem's parameter vector ``p``, and writes the derivative into ``dydt``. It is
+registered with the :func:`rhs` decorator or from a source string with
+:func:`register_rhs`. Registration checks everything that would otherwise surface as an
+error deep inside a generated kernel (DESIGN.md, point 3):
+
+1. the source can be read and parses, and holds one plain ``def``;
+2. the arity (4 for a right-hand side);
+3. no construct that device code cannot run: ``raise``, ``assert``, ``try``, ``with``,
+   ``yield``, nested functions, lists/dicts/sets/comprehensions, numpy allocation;
+4. every global the body uses is something the generated module can carry: ``math``
+   (or another module), a number, a tuple of numbers;
+5. numba compiles it on the cpu target (a trial compile).
+
+The renderer later stamps the source into a generated module under a prefixed name,
+with its globals renamed the same way, so user names never clash with the core's.
+"""
+
+import ast
+import builtins
+import hashlib
+import inspect
+import io
+import linecache
+import numbers
+import symtable
+import textwrap
+import threading
+import tokenize
+import types
+
+RHS_ARGS = ("t", "y", "p", "dydt")
+
+_FORBIDDEN_NODES = {
+    ast.Raise: "'raise' (device code never raises: write NaN into dydt to signal failure)",
+    ast.Assert: "'assert' (device code never raises)",
+    ast.Try: "'try' (device code never raises)",
+    ast.With: "'with'",
+    ast.Yield: "'yield'",
+    ast.YieldFrom: "'yield from'",
+    ast.Await: "'await'",
+    ast.Global: "'global'",
+    ast.Nonlocal: "'nonlocal'",
+    ast.Lambda: "a lambda",
+    ast.FunctionDef: "a nested function",
+    ast.AsyncFunctionDef: "a nested function",
+    ast.ClassDef: "a class",
+    ast.List: "a list (allocation; use scalars or write into dydt)",
+    ast.ListComp: "a list comprehension (allocation)",
+    ast.Dict: "a dict (allocation)",
+    ast.DictComp: "a dict comprehension (allocation)",
+    ast.Set: "a set (allocation)",
+    ast.SetComp: "a set comprehension (allocation)",
+    ast.GeneratorExp: "a generator expression",
+    ast.JoinedStr: "an f-string",
+}
+_ALLOCATING_CALLS = {
+    "empty", "zeros", "ones", "full", "array", "asarray", "copy", "arange", "linspace",
+    "empty_like", "zeros_like", "ones_like", "full_like", "concatenate", "stack",
+    "hstack", "vstack", "list", "dict", "set",
+}
+
+
+class RegistrationError(ValueError):
+    """A user function cannot be registered; the message names it and the reason."""
+
+
+class RhsFunction:
+    """A registered right-hand side. Calling it runs the original Python function.
+
+    Attributes
+    ----------
+    name : str
+        The function's name (unique in the registry).
+    handle : int
+        Stable integer handle, in order of registration.
+    source : str
+        The dedented ``def`` without decorators, as it will be rendered.
+    globals_ : dict
+        The globals the body uses, resolved at registration: name -> (kind, value),
+        kind being ``"module"`` (value: the module's import name) or ``"const"``
+        (value: a Python literal as text).
+    """
+
+    kind = "rhs"
+
+    def __init__(self, name, handle, source, globals_, py_func, origin):
+        self.name = name
+        self.handle = handle
+        self.source = source
+        self.globals_ = globals_
+        self.py_func = py_func
+        self.origin = origin
+        self.key = hashlib.sha256(
+            (source + repr(sorted(globals_.items()))).encode()
+        ).hexdigest()[:16]
+        self.__doc__ = py_func.__doc__
+        self.__name__ = name
+        self.__wrapped__ = py_func
+
+    def __call__(self, *args):
+        return self.py_func(*args)
+
+    def __repr__(self):
+        return f"<batchivp {self.kind} {self.name!r} handle={self.handle} from {self.origin}>"
+
+    # The generated module is identified by content; equal functions render equally.
+    def __reduce__(self):
+        return (_reregister, (self.kind, self.name, self.source, self.globals_))
+
+    @property
+    def rendered_name(self):
+        return f"user_{self.kind}_{self.name}"
+
+    def rendered_global(self, name):
+        return f"user_{self.kind}_{self.name}__{name}"
+
+
+_lock = threading.Lock()
+_registry = {}  # name -> RhsFunction
+_counter = [0]
+
+
+def registered():
+    """All registered functions, by name (a copy)."""
+    with _lock:
+        return dict(_registry)
+
+
+def rhs(func):
+    """Register ``func(t, y, p, dydt)`` as a right-hand side usable on every target.
+
+    Examples
+    --------
+    >>> import math, batchivp as bi
+    >>> @bi.rhs
+    ... def decay(t, y, p, dydt):
+    ...     dydt[0] = -p[0] * y[0]
+    """
+    if isinstance(func, RhsFunction):
+        return func
+    if not isinstance(func, types.FunctionType):
+        raise RegistrationError(
+            f"@batchivp.rhs expects a plain Python function, got {type(func).__name__}; "
+            "for source text use batchivp.register_rhs(source)")
+    name = func.__name__
+    try:
+        raw = inspect.getsource(func)
+        filename = inspect.getsourcefile(func) or "<unknown>"
+        first_line = func.__code__.co_firstlineno
+    except (OSError, TypeError) as exc:
+        raise RegistrationError(
+            f"rhs {name!r}: its source cannot be read ({exc}); define it in a file, or "
+            "pass the source text to batchivp.register_rhs(source)") from None
+    return _register("rhs", name, textwrap.dedent(raw), func, func.__globals__,
+                     f"{filename}:{first_line}", RHS_ARGS)
+
+
+def register_rhs(source):
+    """Register a right-hand side from source text holding one ``def name(t, y, p, dydt)``.
+
+    Top-level ``import`` lines and constant assignments before the ``def`` are allowed
+    and become the function's globals. Returns the :class:`RhsFunction`.
+    """
+    if not isinstance(source, str):
+        raise RegistrationError(
+            f"register_rhs(source) expects the source text as a str, got "
+            f"{type(source).__name__}; use the @batchivp.rhs decorator for a function")
+    func, namespace, filename = _exec_source(textwrap.dedent(source), "rhs")
+    return _register("rhs", func.__name__, _def_source(source, func),
+                     func, namespace, filename, RHS_ARGS)
+
+
+def _exec_source(source, kind):
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise RegistrationError(
+            f"{kind} source has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    if len(defs) != 1:
+        raise RegistrationError(
+            f"{kind} source must hold exactly one top-level def, found {len(defs)}")
+    name = defs[0].name
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    filename = f"<batchivp {kind} {name} {digest}>"
+    # Keep the text findable for tracebacks and numba's error messages.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": f"batchivp_user_{name}", "__builtins__": builtins}
+    try:
+        exec(compile(source, filename, "exec"), namespace)
+    except Exception as exc:
+        raise RegistrationError(
+            f"{kind} {name!r}: running its source failed: {type(exc).__name__}: {exc}") from None
+    return namespace[name], namespace, filename
+
+
+def _def_source(source, func):
+    """The ``def`` block of a source string (imports and constants stripped)."""
+    source = textwrap.dedent(source)
+    tree = ast.parse(source)
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func.__name__)
+    return "\n".join(source.splitlines()[node.lineno - 1 : node.end_lineno]) + "\n"
+
+
+def _register(kind, name, source, func, func_globals, origin, expected_args):
+    tree = ast.parse(source)
+    node = tree.body[0]
+    if not isinstance(node, ast.FunctionDef):
+        raise RegistrationError(f"{kind} {name!r} ({origin}): expected a plain def")
+    where = f"{kind} {name!r} ({origin})"
+    _check_signature(node, where, expected_args)
+    _check_body(node, where, kind, origin)
+    # Drop decorators: the def line onwards, as written.
+    lines = source.splitlines()
+    def_source = "\n".join(lines[node.lineno - 1 : node.end_lineno]) + "\n"
+    globals_ = _resolve_globals(def_source, name, func_globals, where)
+
+    with _lock:
+        existing = _registry.get(name)
+        if existing is not None:
+            candidate_key = RhsFunction(name, -1, def_source, globals_, func, origin).key
+            if existing.kind != kind or existing.key != candidate_key:
+                raise RegistrationError(
+                    f"{where}: a different {existing.kind} named {name!r} is already "
+                    f"registered (from {existing.origin}); give this one another name")
+            return existing
+    _trial_compile(func, where, kind)
+    with _lock:
+        existing = _registry.get(name)
+        if existing is not None:
+            return existing
+        cls = RhsFunction if kind == "rhs" else _KINDS[kind]
+        entry = cls(name, _counter[0], def_source, globals_, func, origin)
+        _counter[0] += 1
+        _registry[name] = entry
+        return entry
+
+
+_KINDS = {}
+
+
+def _check_signature(node, where, expected_args):
+    args = node.args
+    names = [a.arg for a in args.args]
+    if (args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs
+            or args.defaults or len(names) != len(expected_args)):
+        raise RegistrationError(
+            f"{where}: must take exactly {len(expected_args)} positional arguments "
+            f"({', '.join(expected_args)}) with no defaults, *args or keywords; "
+            f"it takes ({ast.unparse(args)})")
+
+
+def _check_body(node, where, kind, origin):
+    for sub in ast.walk(node):
+        if sub is node:
+            continue
+        message = _FORBIDDEN_NODES.get(type(sub))
+        if message is None and isinstance(sub, ast.Call):
+            callee = sub.func
+            callee_name = callee.attr if isinstance(callee, ast.Attribute) else (
+                callee.id if isinstance(callee, ast.Name) else None)
+            if callee_name in _ALLOCATING_CALLS:
+                message = f"a call to {callee_name}() (allocation)"
+        if message is None and kind == "rhs" and isinstance(sub, ast.Return) and sub.value is not None:
+            message = "'return <value>' (a right-hand side writes into dydt and returns nothing)"
+        if message is not None:
+            line = _origin_line(origin, sub)
+            raise RegistrationError(
+                f"{where}: line {line} uses {message}, which the generated kernel "
+                "cannot run on every target")
+    if kind == "event":
+        if not any(isinstance(s, ast.Return) and s.value is not None for s in ast.walk(node)):
+            raise RegistrationError(f"{where}: an event function must return a float")
+
+
+def _origin_line(origin, sub):
+    """Line of ``sub`` in the user's file (``origin`` is ``file:first_line``)."""
+    try:
+        first = int(origin.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return sub.lineno
+    return first + sub.lineno - 1
+
+
+def _resolve_globals(def_source, name, func_globals, where):
+    """Map each global the function reads to something the generated module can hold."""
+    table = symtable.symtable(def_source, "<rhs>", "exec")
+    function_table = next(c for c in table.get_children() if c.get_name() == name)
+    resolved = {}
+    for gname in sorted(function_table.get_globals()):
+        if gname in func_globals:
+            value = func_globals[gname]
+        elif hasattr(builtins, gname):
+            continue
+        else:
+            raise RegistrationError(f"{where}: uses the undefined name {gname!r}")
+        if isinstance(value, types.ModuleType):
+            resolved[gname] = ("module", value.__name__)
+        elif isinstance(value, (bool, numbers.Integral, numbers.Real)) and not isinstance(value, complex):
+            resolved[gname] = ("const", _literal(value))
+        elif isinstance(value, tuple) and all(
+                isinstance(v, (numbers.Real, bool)) and not isinstance(v, complex) for v in value):
+            resolved[gname] = ("const", "(" + "".join(_literal(v) + ", " for v in value) + ")")
+        else:
+            raise RegistrationError(
+                f"{where}: uses the global {gname!r} of type {type(value).__name__}, which "
+                "cannot be carried into the generated kernel; use numbers, tuples of "
+                "numbers or modules such as math, or pass the value through params")
+    return resolved
+
+
+def _literal(value):
+    if isinstance(value, bool):
+        return repr(bool(value))
+    if isinstance(value, numbers.Integral):
+        return repr(int(value))
+    return repr(float(value))
+
+
+def rename_tokens(source, mapping):
+    """Rename NAME tokens of ``source`` (not attribute names after a dot) by ``mapping``."""
+    out = []
+    previous = None
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if (tok.type == tokenize.NAME and tok.string in mapping
+                and not (previous is not None and previous.type == tokenize.OP and previous.string == ".")):
+            tok = tok._replace(string=mapping[tok.string])
+        out.append(tok)
+        if tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+            previous = tok
+    return tokenize.untokenize(out)
+
+
+def _trial_compile(func, where, kind):
+    """Compile the original function with numba on the cpu target; report its error."""
+    import numba
+    from numba import types as nt
+
+    arr = nt.float64[:]
+    if kind == "rhs":
+        sig = nt.void(nt.float64, arr, arr, arr)
+    else:
+        sig = nt.float64(nt.float64, arr, arr)
+    try:
+        numba.njit(sig, cache=False)(func)
+    except Exception as exc:  # numba raises several error types; all mean "cannot compile"
+        detail = str(exc).strip()
+        raise RegistrationError(
+            f"{where}: numba cannot compile it for the cpu target:\n{detail}") from None
+
+
+def _reregister(kind, name, source, globals_):
+    """Unpickle a registered function in another process (e.g. a Dask worker)."""
+    existing = registered().get(name)
+    if existing is not None:
+        return existing
+    prelude = "".join(
+        f"import {value} as {gname}\n" if gkind == "module" else f"{gname} = {value}\n"
+        for gname, (gkind, value) in sorted(globals_.items()))
+    text = prelude + source
+    if kind == "rhs":
+        return register_rhs(text)
+    return _KINDS[kind].from_source(text)

@@ -1,0 +1,205 @@
+"""Render, write and import the generated module of a (target, dimension, plugin set).
+
+The module holds the core's constants and functions (copied from ``batchivp.core``),
+the user's functions, the dispatcher and the kernel entry point, decorated for one
+target by ``templates/kernel.py.j2``. It is written once under a content hash to the
+cache folder and imported from there with importlib: numba's on-disk cache
+(``cache=True``) then works across processes and tracebacks point at a real file.
+"""
+
+import ast
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import jinja2
+
+from . import core
+from .registry import rename_tokens
+
+TEMPLATE_NAME = "kernel.py.j2"
+CORE_FILES = ("coefficients.py", "dop853.py")
+CACHE_ENV_VAR = "BATCHIVP_CACHE_DIR"
+MODULE_PREFIX = "batchivp_generated_"
+
+# Per target: how device functions and the entry point are decorated, and how work
+# arrays of compile-time shape are allocated (numba's CUDA target needs local arrays).
+# Arguments: y0, p, rtol, atol, tcfg, t_eval, icfg | fstate, istate, f, yout | y.
+# The resumable state (fstate, istate, f, yout) is updated in place: numba cannot size
+# output-only core dimensions, and the host passes exact-dtype contiguous arrays (device
+# arrays on cuda), so the kernel writes into the caller's memory.
+_KERNEL_SIGNATURE = (
+    '"void(float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], '
+    'int64[:], float64[:], int64[:], float64[:], float64[:, :], float64[:])"'
+)
+KERNEL_LAYOUT = "(n),(m),(n),(n),(c),(k),(i),(s),(j),(n),(n,k)->(n)"
+_TARGET_STYLE = {
+    "python": {"device": "", "kernel": "", "local": "np.empty({shape})", "imports": ""},
+    "cpu": {
+        "device": "@numba.njit(cache=True)",
+        "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="cpu", cache=True)',
+        "local": "np.empty({shape})",
+        "imports": "numba",
+    },
+    "parallel": {
+        "device": "@numba.njit(cache=True)",
+        "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="parallel", cache=True)',
+        "local": "np.empty({shape})",
+        "imports": "numba",
+    },
+    "cuda": {
+        # inline=True: compile_ptx works without a driver only when every device
+        # function is inlined (numba-cuda 0.30.4; see DESIGN.md).
+        "device": "@cuda.jit(device=True, inline=True)",
+        "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="cuda")',
+        "local": "cuda.local.array({shape}, numba.float64)",
+        "imports": "cuda",
+    },
+}
+# Internal: the cuda module with its entry point left undecorated, so that
+# cuda_support can hand it to numba.cuda.compile_ptx without a driver (building the
+# cuda gufunc compiles it at once, and that asks the driver for the device).
+_TARGET_STYLE["cuda_ptx"] = dict(_TARGET_STYLE["cuda"], kernel="")
+
+_lock = threading.Lock()
+_modules = {}  # (target, ndim, plugin keys) -> module
+
+
+def template_dir():
+    """The templates folder: inside the installed package, else the repository's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parents[1] / "templates"):
+        if (candidate / TEMPLATE_NAME).is_file():
+            return candidate
+    raise FileNotFoundError(f"batchivp's {TEMPLATE_NAME} is missing (looked in {here / 'templates'})")
+
+
+def cache_dir():
+    """Where generated modules go: ``$BATCHIVP_CACHE_DIR`` or the user cache folder."""
+    configured = os.environ.get(CACHE_ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("batchivp")) / "generated"
+
+
+def _core_parts():
+    """Constant assignments and function definitions of the core files, as source text."""
+    constants, functions = [], []
+    core_dir = Path(core.__file__).resolve().parent
+    for name in CORE_FILES:
+        text = (core_dir / name).read_text()
+        lines = text.splitlines()
+        for node in ast.parse(text).body:
+            segment = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+            if isinstance(node, ast.FunctionDef):
+                functions.append(segment)
+            elif isinstance(node, ast.Assign):
+                constants.append(segment)
+    return constants, functions
+
+
+def render_source(target, ndim, functions):
+    """The generated module's text for ``target``, state dimension ``ndim`` and the
+    registered functions ``functions`` (their positions are the dispatcher's handles)."""
+    style = _TARGET_STYLE[target]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    template = env.get_template(TEMPLATE_NAME)
+    template_hash = hashlib.sha256(
+        (template_dir() / TEMPLATE_NAME).read_bytes()).hexdigest()[:16]
+    core_constants, core_functions = _core_parts()
+
+    user_imports, user_constants, user_functions = [], [], []
+    seen_imports = set()
+    for fn in functions:
+        mapping = {fn.name: fn.rendered_name}
+        for gname, (gkind, value) in sorted(fn.globals_.items()):
+            if gkind == "module" and gname == value.split(".")[-1] and "." not in value:
+                line = f"import {value}"
+            else:
+                mapping[gname] = fn.rendered_global(gname)
+                line = (f"import {value} as {mapping[gname]}" if gkind == "module"
+                        else f"{mapping[gname]} = {value}")
+            if gkind == "module":
+                if line not in seen_imports and line not in ("import math", "import numpy as np"):
+                    seen_imports.add(line)
+                    user_imports.append(line)
+            else:
+                user_constants.append(line)
+        user_functions.append({
+            "kind": fn.kind, "name": fn.name, "origin": fn.origin,
+            "rendered_name": fn.rendered_name,
+            "source": rename_tokens(fn.source, mapping).rstrip() + "\n",
+        })
+
+    context = dict(
+        template_name=TEMPLATE_NAME, template_hash=template_hash, target=target, ndim=ndim,
+        rhs_names=[fn.name for fn in functions], user_imports=user_imports,
+        core_constants=core_constants, core_functions=core_functions,
+        user_constants=user_constants, user_functions=user_functions,
+        device_decorator=style["device"], kernel_decorator=style["kernel"],
+        target_imports=style["imports"],
+        local_array=lambda shape: style["local"].format(shape=shape),
+    )
+    body = template.render(content_hash="@@HASH@@", **context)
+    content_hash = hashlib.sha256(body.encode()).hexdigest()[:20]
+    return body.replace("@@HASH@@", content_hash), content_hash
+
+
+def _write_once(path, text):
+    """Write ``text`` to ``path`` atomically unless it is already there.
+
+    An existing file is never rewritten: its mtime keys numba's on-disk cache. Two
+    processes rendering at once both write a temporary file and rename it into place;
+    the contents are equal, so either rename wins.
+    """
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_module(target, ndim, functions):
+    """The imported generated module for this target, dimension and plugin set."""
+    key = (target, ndim, tuple(fn.key for fn in functions))
+    with _lock:
+        module = _modules.get(key)
+        if module is not None:
+            return module
+        if target == "cuda":
+            from . import cuda_support
+
+            cuda_support.apply_simulator_workarounds()
+        text, content_hash = render_source(target, ndim, functions)
+        stem = f"{MODULE_PREFIX}{target}_n{ndim}_{content_hash}"
+        path = cache_dir() / f"{stem}.py"
+        _write_once(path, text)
+        module = sys.modules.get(stem)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(stem, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[stem] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[stem]
+                raise
+        _modules[key] = module
+        return module
