@@ -167,7 +167,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), rtol=1e
         if np.any(first_a > np.abs(tf - t0)):
             bad = int(np.argmax(first_a > np.abs(tf - t0)))
             raise ValueError(f"first_step exceeds the span of problem {bad} "
-                             f"(|tf - t0| = {abs(tf[bad] - t0[bad])!r})")
+                             f"(|tf - t0| = {float(abs(tf[bad] - t0[bad]))!r})")
 
     t_eval_a, n_eval = _check_t_eval(t_eval, t0, tf, n_prob)
     budget = _positive_int(max_steps, "max_steps", 2**62)
@@ -221,6 +221,12 @@ def run_kernel(module, target, inputs, state):
     ``[fstate, istate, f, yout, y]`` of a batch, updated in place.
     """
     istate = state[1]
+    # NaN/inf inside a problem is that problem's status, not a floating-point warning.
+    with np.errstate(all="ignore"):
+        _run_chunks(module, target, inputs, state, istate)
+
+
+def _run_chunks(module, target, inputs, state, istate):
     if target == "python":
         for i in range(istate.shape[0]):
             while istate[i, core.IS_STATUS] in (core.STATUS_PENDING, core.STATUS_RUNNING):
@@ -263,7 +269,8 @@ def _check_fun(fun, fun_index):
         if not isinstance(item, RhsFunction):
             raise TypeError(
                 f"fun must be a right-hand side registered with @batchivp.rhs (or a list "
-                f"of them), got {item!r}; decorate it: @batchivp.rhs\\ndef f(t, y, p, dydt): ...")
+                f"of them), got {item!r}; decorate it with @batchivp.rhs, as in "
+                "'@batchivp.rhs def f(t, y, p, dydt): ...'")
     if fun_index is None:
         if len(funs) > 1:
             raise ValueError("fun is a list of right-hand sides: pass fun_index=, one index per problem")
@@ -365,14 +372,14 @@ def _check_t_eval(t_eval, t0, tf, n_prob):
     if outside.any():
         i = int(np.argwhere(outside)[0][0])
         raise ValueError(f"t_eval holds values outside t_span (first in problem {i}, span "
-                         f"[{t0[i]!r}, {tf[i]!r}])")
+                         f"[{float(t0[i])!r}, {float(tf[i])!r}])")
     d = np.diff(full, axis=1)
     direction = np.sign(tf - t0)[:, None]
     unsorted = (d * np.where(direction == 0, 1, direction)) <= 0
     if unsorted.any():
         i = int(np.argwhere(unsorted)[0][0])
         raise ValueError(f"t_eval must be strictly sorted in the direction of integration "
-                         f"(problem {i} runs from {t0[i]!r} to {tf[i]!r})")
+                         f"(problem {i} runs from {float(t0[i])!r} to {float(tf[i])!r})")
     return full, arr.shape[1]
 
 

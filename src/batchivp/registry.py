@@ -24,6 +24,7 @@ import hashlib
 import inspect
 import io
 import linecache
+import math
 import numbers
 import symtable
 import textwrap
@@ -168,9 +169,11 @@ def register_rhs(source):
         raise RegistrationError(
             f"register_rhs(source) expects the source text as a str, got "
             f"{type(source).__name__}; use the @batchivp.rhs decorator for a function")
-    func, namespace, filename = _exec_source(textwrap.dedent(source), "rhs")
-    return _register("rhs", func.__name__, _def_source(source, func),
-                     func, namespace, filename, RHS_ARGS)
+    source = textwrap.dedent(source)
+    func, namespace, filename = _exec_source(source, "rhs")
+    def_source, def_line = _def_source(source, func)
+    return _register("rhs", func.__name__, def_source, func, namespace,
+                     f"{filename}:{def_line}", RHS_ARGS)
 
 
 def _exec_source(source, kind):
@@ -178,7 +181,8 @@ def _exec_source(source, kind):
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise RegistrationError(
-            f"{kind} source has a syntax error at line {exc.lineno}: {exc.msg}") from None
+            f"{kind} source{_name_hint(source)} has a syntax error at line {exc.lineno}: "
+            f"{exc.msg}") from None
     defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
     if len(defs) != 1:
         raise RegistrationError(
@@ -197,19 +201,34 @@ def _exec_source(source, kind):
     return namespace[name], namespace, filename
 
 
+def _name_hint(source):
+    """`` 'name'`` of the first ``def name(`` in a source text that may not parse."""
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("def ") and "(" in stripped:
+            return f" {stripped[4:stripped.index('(')].strip()!r}"
+    return ""
+
+
 def _def_source(source, func):
-    """The ``def`` block of a source string (imports and constants stripped)."""
-    source = textwrap.dedent(source)
+    """The ``def`` block of a source string (imports and constants stripped), and the
+    line it starts on in the whole text (so errors quote the user's line numbers)."""
     tree = ast.parse(source)
     node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func.__name__)
-    return "\n".join(source.splitlines()[node.lineno - 1 : node.end_lineno]) + "\n"
+    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    return "\n".join(source.splitlines()[first - 1 : node.end_lineno]) + "\n", first
 
 
 def _register(kind, name, source, func, func_globals, origin, expected_args):
-    tree = ast.parse(source)
-    node = tree.body[0]
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        tree = None
+    node = tree.body[0] if tree is not None and tree.body else None
     if not isinstance(node, ast.FunctionDef):
-        raise RegistrationError(f"{kind} {name!r} ({origin}): expected a plain def")
+        raise RegistrationError(
+            f"{kind} {name!r} ({origin}): expected a function defined with a plain def "
+            "(lambdas and callables cannot be registered)")
     where = f"{kind} {name!r} ({origin})"
     _check_signature(node, where, expected_args)
     _check_body(node, where, kind, origin)
@@ -299,10 +318,11 @@ def _resolve_globals(def_source, name, func_globals, where):
             raise RegistrationError(f"{where}: uses the undefined name {gname!r}")
         if isinstance(value, types.ModuleType):
             resolved[gname] = ("module", value.__name__)
-        elif isinstance(value, (bool, numbers.Integral, numbers.Real)) and not isinstance(value, complex):
+        elif isinstance(value, (bool, np_bool_types(), numbers.Integral, numbers.Real)) and not isinstance(value, complex):
             resolved[gname] = ("const", _literal(value))
         elif isinstance(value, tuple) and all(
-                isinstance(v, (numbers.Real, bool)) and not isinstance(v, complex) for v in value):
+                isinstance(v, (numbers.Real, bool, np_bool_types())) and not isinstance(v, complex)
+                for v in value):
             resolved[gname] = ("const", "(" + "".join(_literal(v) + ", " for v in value) + ")")
         else:
             raise RegistrationError(
@@ -313,11 +333,25 @@ def _resolve_globals(def_source, name, func_globals, where):
 
 
 def _literal(value):
-    if isinstance(value, bool):
+    """A Python literal for a number; inf and NaN as ``math`` constants (``repr`` gives
+    the bare names ``inf``/``nan``, which the generated module does not define)."""
+    if isinstance(value, (bool, np_bool_types())):
         return repr(bool(value))
     if isinstance(value, numbers.Integral):
         return repr(int(value))
-    return repr(float(value))
+    value = float(value)
+    if math.isnan(value):
+        return "math.nan"
+    if math.isinf(value):
+        return "math.inf" if value > 0 else "-math.inf"
+    return repr(value)
+
+
+def np_bool_types():
+    """numpy's bool scalar type, if numpy is importable (it is a dependency)."""
+    import numpy
+
+    return numpy.bool_
 
 
 def rename_tokens(source, mapping):
