@@ -1,13 +1,10 @@
 """Benchmark: a Python loop of scipy's DOP853 against batchivp's targets, in one run.
 
-Run: ``.venv/bin/python benchmarks/bench_batch.py`` (``--quick`` for a small CI-sized
-run, ``--json PATH`` to keep the numbers). Two cases:
-
-- Kepler: 256 near-circular Earth orbits for one day, rtol = atol = 1e-10.
-- Lorenz: 4096 values of rho evenly spaced in [0, 21] (sigma = 10, beta = 8/3), from
-  y0 = (1, 1, 1) over t in [0, 1], rtol = atol = 1e-8; rho goes in per problem.
-
-For each case it times the scipy baseline (``solve_ivp(method="DOP853")`` once per
+Run: ``.venv/bin/python benchmarks/bench_batch.py`` (``--quick``: small and CI-sized;
+``--json PATH`` keeps the numbers). Cases: Kepler, 256 near-circular Earth orbits for
+one day at rtol = atol = 1e-10; Lorenz, 4096 values of rho evenly spaced in [0, 21]
+(sigma = 10, beta = 8/3, per problem in ``params``) from (1, 1, 1) over t in [0, 1] at
+rtol = atol = 1e-8. For each case it times the scipy baseline (``solve_ivp(method="DOP853")`` once per
 problem, calling the same registered Python right-hand side through a small wrapper,
 so the arithmetic is identical) and every available target (``cpu``, ``parallel``,
 ``cuda`` when a real GPU is usable; never the CUDA simulator). For Lorenz scipy runs on
@@ -16,9 +13,8 @@ linearly to the whole batch (marked ``*``).
 
 Reading the table:
 
-- ``compile/load``: the first call of a target, on a 2-problem batch. It renders and
-  compiles the kernel, or loads it from numba's disk cache on later runs. Not part of
-  ``time``.
+- ``compile/load``: the first call of a target, on a 2-problem batch: rendering and
+  compiling the kernel, or loading it from numba's disk cache. Not part of ``time``.
 - ``time``: the full batch, best of ``--repeat`` calls, compiled kernel in memory.
 - ``steps/s``, ``RHS evals/s``: accepted steps and right-hand side evaluations over
   the whole batch per second of ``time``.
@@ -35,7 +31,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -82,10 +77,6 @@ class Case:
     tol: float
     scipy_idx: np.ndarray  # problems the scipy loop runs
 
-    @property
-    def size(self):
-        return self.y0.shape[0]
-
 
 def random_orbits(n, seed=1):
     """Near-circular orbits, 300-1500 km altitude, random planes (as examples/kepler_batch.py)."""
@@ -131,7 +122,7 @@ def run_scipy(case):
 
         sol = solve_ivp(wrapper, case.t_span, case.y0[i], method="DOP853",
                         rtol=case.tol, atol=case.tol)
-        if sol.status != 0:
+        if sol.status != 0:  # loud but not fatal: the nfev check shows its effect
             print(f"!!! scipy failed on {case.name} problem {i}: {sol.message}")
         nfev.append(sol.nfev)
         nstep.append(len(sol.t) - 1)
@@ -145,7 +136,6 @@ def run_target(case, target, repeat):
     def solve(sl):
         return bi.solve_batch(case.fun, case.t_span, case.y0[sl], case.params[sl],
                               rtol=case.tol, atol=case.tol, target=target)
-
     start = time.perf_counter()
     solve(slice(0, 2))
     compile_s = time.perf_counter() - start
@@ -162,11 +152,10 @@ def check_against_scipy(case, res, ref_nfev, ref_y):
     idx = case.scipy_idx
     nfev = res.nfev[idx]
     bad = np.flatnonzero(nfev != ref_nfev)
-    for j in bad[:20]:
-        print(f"!!! NFEV MISMATCH {case.name}/{res.target} problem {idx[j]}: "
-              f"batchivp {nfev[j]} vs scipy {ref_nfev[j]}")
-    if len(bad) > 20:
-        print(f"!!! ... and {len(bad) - 20} more nfev mismatches")
+    if bad.size:
+        print(f"!!! NFEV MISMATCH {case.name}/{res.target} on {bad.size} of {len(idx)} problems; "
+              "first ones (problem: batchivp vs scipy): "
+              + ", ".join(f"{idx[j]}: {nfev[j]} vs {ref_nfev[j]}" for j in bad[:10]))
     failed = np.flatnonzero(res.status != 0)
     if failed.size:
         print(f"!!! {case.name}/{res.target}: {failed.size} problems with status != 0, "
@@ -180,24 +169,40 @@ def available_targets(wanted):
     """Targets to run, and a note per skipped one."""
     run, skipped = [], {}
     for target in wanted:
-        if target != "cuda":
-            run.append(target)
-        elif targets.simulator_enabled():
+        if target == "cuda" and targets.simulator_enabled():
             skipped[target] = "NUMBA_ENABLE_CUDASIM is set (simulator timings mean nothing)"
-        elif not targets.cuda_usable():
+        elif target == "cuda" and not targets.cuda_usable():
             skipped[target] = targets.cuda_unusable_reason() or "not usable"
         else:
             run.append(target)
     return run, skipped
 
 
+def warn_if_busy(when, seconds=0.5):
+    """Cores busy over a short sample of /proc/stat (Linux), warning when others compete."""
+    def busy_total():
+        with open("/proc/stat") as fh:
+            ticks = [int(x) for x in fh.readline().split()[1:]]
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+    try:
+        b0, t0 = busy_total()
+        time.sleep(seconds)
+        b1, t1 = busy_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    busy = (b1 - b0) / max(t1 - t0, 1) * (os.cpu_count() or 1)
+    if busy > 0.3:
+        print(f"warning: {busy:.1f} of {os.cpu_count()} cores busy {when}: other processes "
+              "compete for the cores, timings (parallel especially) are unreliable")
+    return busy
+
+
 def bench_case(case, engines, repeat):
     """Rows of the table for one case (scipy first); the scipy row holds the reference."""
-    print(f"\n[{case.name}] {case.size} problems, scipy loop on {len(case.scipy_idx)} ...",
-          flush=True)
+    print(f"\n[{case.name}] {len(case.y0)} problems, scipy loop on {len(case.scipy_idx)}", flush=True)
     sp_time, sp_nfev, sp_nstep, sp_y = run_scipy(case)
-    scale = case.size / len(case.scipy_idx)
-    scipy_row = {"case": case.name, "engine": "scipy loop", "n": case.size,
+    scale = len(case.y0) / len(case.scipy_idx)
+    scipy_row = {"case": case.name, "engine": "scipy loop", "n": len(case.y0),
                  "compile_s": None, "time_s": sp_time * scale, "extrapolated": scale != 1,
                  "scipy_problems": len(case.scipy_idx), "measured_s": sp_time,
                  "steps_per_s": sp_nstep.sum() / sp_time, "fevals_per_s": sp_nfev.sum() / sp_time,
@@ -207,7 +212,7 @@ def bench_case(case, engines, repeat):
         print(f"[{case.name}] {target} ...", flush=True)
         compile_s, best, res = run_target(case, target, repeat)
         equal, rel = check_against_scipy(case, res, sp_nfev, sp_y)
-        rows.append({"case": case.name, "engine": target, "n": case.size,
+        rows.append({"case": case.name, "engine": target, "n": len(case.y0),
                      "compile_s": compile_s, "time_s": best, "extrapolated": False,
                      "steps_per_s": int(res.nstep.sum()) / best,
                      "fevals_per_s": int(res.nfev.sum()) / best,
@@ -255,27 +260,23 @@ def main(argv=None):
     n_orbits, n_lorenz = (32, 256) if args.quick else (256, 4096)
 
     engines, skipped = available_targets([t.strip() for t in args.targets.split(",") if t.strip()])
-    print(f"batchivp {bi.__version__}, numba {numba.__version__}, numpy {np.__version__}, "
-          f"Python {platform.python_version()}; {os.cpu_count()} CPUs, "
-          f"{numba.config.NUMBA_NUM_THREADS} numba threads")
+    env = {"batchivp": bi.__version__, "numba": numba.__version__, "numpy": np.__version__,
+           "python": sys.version.split()[0], "cpus": os.cpu_count(),
+           "numba_threads": numba.config.NUMBA_NUM_THREADS}
+    print(", ".join(f"{k} {v}" for k, v in env.items()))
     for target, why in skipped.items():
         print(f"skipping target {target}: {why}")
-    load = os.getloadavg()[0]
-    if load > 0.25 * (os.cpu_count() or 1):
-        print(f"warning: load average {load:.2f} on {os.cpu_count()} CPUs before starting; other "
-              "processes compete for the cores (parallel timings especially are unreliable)")
+    env["busy_cores_before"] = warn_if_busy("before the run")
 
     rows = []
     for case in make_cases(n_orbits, n_lorenz, sample):
         rows += bench_case(case, engines, repeat)
     print_table(rows)
+    env["busy_cores_after"] = warn_if_busy("after the run")
 
     mismatches = sum(r["nfev_checked"] - r["nfev_equal"] for r in rows if "nfev_equal" in r)
     if args.json:
-        meta = {"quick": args.quick, "repeat": repeat, "cpus": os.cpu_count(), "loadavg": load,
-                "numba_threads": numba.config.NUMBA_NUM_THREADS, "skipped": skipped,
-                "versions": {"batchivp": bi.__version__, "numba": numba.__version__,
-                             "numpy": np.__version__, "python": platform.python_version()}}
+        meta = dict(env, quick=args.quick, repeat=repeat, skipped=skipped)
         with open(args.json, "w") as fh:
             json.dump({"meta": meta, "rows": rows, "nfev_mismatches": mismatches}, fh, indent=2)
     if mismatches:
