@@ -99,6 +99,13 @@ def _core_parts():
             segment = "\n".join(lines[node.lineno - 1 : node.end_lineno])
             if isinstance(node, ast.FunctionDef):
                 functions.append(segment)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):
+                # Coefficient tables become global arrays, which numba freezes into
+                # the compiled code; a tuple indexed at run time compiles to a switch.
+                name = node.targets[0].id
+                body = "\n".join(lines[node.value.lineno - 1 : node.value.end_lineno])
+                body = body[body.index("(") :]
+                constants.append(f"{name} = np.array({body})")
             elif isinstance(node, ast.Assign):
                 constants.append(segment)
     return constants, functions
