@@ -40,31 +40,14 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import batchivp as bi
-from batchivp import targets
+from batchivp import models, targets
 
 MU_EARTH = 398600.4418  # km^3/s^2
 R_EARTH = 6378.137  # km
 
 
-@bi.rhs
-def kepler(t, y, p, dydt):
-    """Two-body motion; y = (r, v) in km and km/s, p[0] = mu."""
-    r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
-    k = -p[0] / (r * r * r)
-    dydt[0] = y[3]
-    dydt[1] = y[4]
-    dydt[2] = y[5]
-    dydt[3] = k * y[0]
-    dydt[4] = k * y[1]
-    dydt[5] = k * y[2]
-
-
-@bi.rhs
-def lorenz(t, y, p, dydt):
-    """Lorenz system; p = (sigma, rho, beta)."""
-    dydt[0] = p[0] * (y[1] - y[0])
-    dydt[1] = y[0] * (p[1] - y[2]) - y[1]
-    dydt[2] = y[0] * y[1] - p[2] * y[2]
+kepler = models.two_body
+lorenz = models.lorenz
 
 
 @dataclass

@@ -13,28 +13,13 @@ from conftest import scipy_reference
 from scipy.integrate import DOP853
 
 import batchivp as bi
+from batchivp import models
 
 MU = 398600.4418
 
 
-@bi.rhs
-def eng_lorenz(t, y, p, dydt):
-    """Lorenz system; p = (sigma, rho, beta)."""
-    dydt[0] = p[0] * (y[1] - y[0])
-    dydt[1] = y[0] * (p[1] - y[2]) - y[1]
-    dydt[2] = y[0] * y[1] - p[2] * y[2]
-
-
-@bi.rhs
-def eng_kepler(t, y, p, dydt):
-    r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
-    k = -p[0] / (r * r * r)
-    dydt[0] = y[3]
-    dydt[1] = y[4]
-    dydt[2] = y[5]
-    dydt[3] = k * y[0]
-    dydt[4] = k * y[1]
-    dydt[5] = k * y[2]
+eng_lorenz = models.lorenz
+eng_kepler = models.two_body
 
 
 @bi.rhs

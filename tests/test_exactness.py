@@ -16,20 +16,12 @@ from conftest import scipy_reference
 from scipy.integrate._ivp import common, rk
 
 import batchivp as bi
+from batchivp import models
 
 MU = 398600.4418
 
 
-@bi.rhs
-def exact_kepler(t, y, p, dydt):
-    r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
-    k = -p[0] / (r * r * r)
-    dydt[0] = y[3]
-    dydt[1] = y[4]
-    dydt[2] = y[5]
-    dydt[3] = k * y[0]
-    dydt[4] = k * y[1]
-    dydt[5] = k * y[2]
+exact_kepler = models.two_body
 
 
 def ordered_dot(M, w):

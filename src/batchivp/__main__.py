@@ -22,9 +22,9 @@ def _info(args):
 def _cuda_report(args):
     from batchivp import cuda_support
 
-    ptx = cuda_support.kernel_ptx(ndim=args.ndim)
+    ptx = cuda_support.kernel_ptx()
     report = cuda_support.ptxas_report(ptx)
-    print(f"DOP853 kernel (Kepler right-hand side, n = {args.ndim}), "
+    print("DOP853 kernel (models.two_body, n = 6), "
           f"ptxas -arch={cuda_support.PTXAS_ARCH}, PTX for cc {cuda_support.PTX_CC}:")
     print(f"  registers:   {report['registers']}")
     print(f"  stack frame: {report['stack_frame']} bytes")
@@ -41,7 +41,6 @@ def main(argv=None):
     sub.add_parser("info", help="version, targets usable here, cache folder").set_defaults(run=_info)
     report = sub.add_parser("cuda-report", help="compile the cuda kernel to PTX (no GPU needed) "
                             "and print registers, stack frame and spills from ptxas")
-    report.add_argument("--ndim", type=int, default=6, help="state dimension (default 6)")
     report.add_argument("-v", "--verbose", action="store_true", help="print ptxas's own lines")
     report.set_defaults(run=_cuda_report)
     args = parser.parse_args(argv)

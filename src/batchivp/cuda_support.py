@@ -53,8 +53,10 @@ def kernel_ptx(ndim=6, functions=None):
 
     from . import render
 
-    if functions is None:
-        functions = [_demo_rhs()]
+    if functions is None:  # the report's standard case: Kepler orbits
+        from .models import two_body
+
+        functions, ndim = [two_body], 6
     module = render.load_module("cuda_ptx", ndim, functions)
     f1 = nt.float64[::1]
     i1 = nt.int64[::1]
@@ -62,19 +64,6 @@ def kernel_ptx(ndim=6, functions=None):
     sig = (f1, f1, f1, f1, f1, f1, i1, f1, i1, f1, nt.float64[:, ::1], f1)
     ptx, _ = cuda.compile_ptx(module.dop853_kernel, sig, cc=PTX_CC)
     return ptx
-
-
-def _demo_rhs():
-    """A Kepler right-hand side (mu in p[0]) for the report when none is given."""
-    from .registry import register_rhs
-
-    return register_rhs(
-        "import math\n"
-        "def batchivp_report_kepler(t, y, p, dydt):\n"
-        "    r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])\n"
-        "    k = -p[0] / (r * r * r)\n"
-        "    dydt[0] = y[3]\n    dydt[1] = y[4]\n    dydt[2] = y[5]\n"
-        "    dydt[3] = k * y[0]\n    dydt[4] = k * y[1]\n    dydt[5] = k * y[2]\n")
 
 
 def find_ptxas():
