@@ -220,13 +220,13 @@ def run_kernel(module, target, inputs, state):
     ``inputs`` are full-size (possibly broadcast) host arrays; ``state`` is
     ``[fstate, istate, f, yout, y]`` of a batch, updated in place.
     """
-    istate = state[1]
     # NaN/inf inside a problem is that problem's status, not a floating-point warning.
     with np.errstate(all="ignore"):
-        _run_chunks(module, target, inputs, state, istate)
+        _run_chunks(module, target, inputs, state)
 
 
-def _run_chunks(module, target, inputs, state, istate):
+def _run_chunks(module, target, inputs, state):
+    istate = state[1]
     if target == "python":
         for i in range(istate.shape[0]):
             while istate[i, core.IS_STATUS] in (core.STATUS_PENDING, core.STATUS_RUNNING):

@@ -32,7 +32,10 @@ import threading
 import tokenize
 import types
 
+import numpy
+
 RHS_ARGS = ("t", "y", "p", "dydt")
+_BOOL_TYPES = (bool, numpy.bool_)
 
 _FORBIDDEN_NODES = {
     ast.Raise: "'raise' (device code never raises: write NaN into dydt to signal failure)",
@@ -318,10 +321,10 @@ def _resolve_globals(def_source, name, func_globals, where):
             raise RegistrationError(f"{where}: uses the undefined name {gname!r}")
         if isinstance(value, types.ModuleType):
             resolved[gname] = ("module", value.__name__)
-        elif isinstance(value, (bool, np_bool_types(), numbers.Integral, numbers.Real)) and not isinstance(value, complex):
+        elif isinstance(value, (*_BOOL_TYPES, numbers.Real)) and not isinstance(value, complex):
             resolved[gname] = ("const", _literal(value))
         elif isinstance(value, tuple) and all(
-                isinstance(v, (numbers.Real, bool, np_bool_types())) and not isinstance(v, complex)
+                isinstance(v, (*_BOOL_TYPES, numbers.Real)) and not isinstance(v, complex)
                 for v in value):
             resolved[gname] = ("const", "(" + "".join(_literal(v) + ", " for v in value) + ")")
         else:
@@ -335,7 +338,7 @@ def _resolve_globals(def_source, name, func_globals, where):
 def _literal(value):
     """A Python literal for a number; inf and NaN as ``math`` constants (``repr`` gives
     the bare names ``inf``/``nan``, which the generated module does not define)."""
-    if isinstance(value, (bool, np_bool_types())):
+    if isinstance(value, _BOOL_TYPES):
         return repr(bool(value))
     if isinstance(value, numbers.Integral):
         return repr(int(value))
@@ -346,12 +349,6 @@ def _literal(value):
         return "math.inf" if value > 0 else "-math.inf"
     return repr(value)
 
-
-def np_bool_types():
-    """numpy's bool scalar type, if numpy is importable (it is a dependency)."""
-    import numpy
-
-    return numpy.bool_
 
 
 def rename_tokens(source, mapping):
