@@ -69,7 +69,16 @@ def ordered_dot(M, w):
 
 
 def ordered_norm(x):
-    return math.sqrt(sum(float(v) * float(v) for v in x))
+    """``numpy.linalg.norm`` summed in index order; for complex ``x`` numpy adds the sum
+    over the real parts to the sum over the imaginary parts."""
+    x = np.asarray(x)
+    if np.iscomplexobj(x):
+        return math.sqrt(_sum_of_squares(x.real) + _sum_of_squares(x.imag))
+    return math.sqrt(_sum_of_squares(x))
+
+
+def _sum_of_squares(x):
+    return sum(float(v) * float(v) for v in x)
 
 
 def ordered_rk_step(fun, t, y, f, h, A, B, C, K):

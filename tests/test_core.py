@@ -141,7 +141,7 @@ def test_initial_step_matches_scipy(dispatcher, t_bound, max_step):
         rhs_lotka_like, t0, y0, t_bound, max_step, f0, direction, 7, rtol, atol)
     work = [np.empty(N) for _ in range(3)]
     got = core.select_initial_step(0, t0, y0, f0, None, t_bound, max_step, direction,
-                                   np.full(N, rtol), atol, *work, N)
+                                   np.full(N, rtol), atol, *work, N, N)
     assert got == pytest.approx(expected, rel=1e-14)
     assert len(dispatcher) == 1
 
@@ -169,3 +169,46 @@ def test_dense_output_matches_scipy(dispatcher):
         np.testing.assert_allclose(out, reference(tt), rtol=1e-13, atol=1e-15)
     core.dense_eval(F, solver.y_old, t_old, h, t_old, out, N)
     np.testing.assert_array_equal(out, solver.y_old)  # x = 0 gives y_old exactly
+
+
+# ---- complex states: real parts then imaginary parts, scipy's complex norms ----
+
+def split(z):
+    return np.concatenate([np.real(z), np.imag(z)], axis=-1)
+
+
+def test_complex_error_norm_matches_scipy():
+    m = 3
+    K = rng.normal(size=(13, m)) + 1j * rng.normal(size=(13, m))
+    y = rng.normal(size=m) + 1j * rng.normal(size=m)
+    y_new = rng.normal(size=m) + 1j * rng.normal(size=m)
+    rtol, atol = np.full(m, 1e-6), rng.uniform(1e-9, 1e-6, m)
+    h = 0.037
+    scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
+    solver = scipy_rk.DOP853.__new__(scipy_rk.DOP853)
+    expected = solver._estimate_error_norm(K, h, scale)
+    K_split = np.zeros((16, 2 * m))
+    K_split[:13] = split(K)
+    got = core.error_norm_complex(K_split, h, split(y), split(y_new), np.tile(rtol, 2),
+                                  np.tile(atol, 2), 2 * m, m)
+    assert got == pytest.approx(expected, rel=1e-14)
+
+
+def test_complex_initial_step_matches_scipy(monkeypatch):
+    m = 2
+
+    def fun(t, y):
+        return np.array([1j * y[0] + math.cos(t), -0.5 * y[1] * y[0]])
+
+    def rhs(handle, t, y, p, dydt):
+        dydt[:] = split(fun(t, y[:m] + 1j * y[m:]))
+
+    monkeypatch.setattr(core, "rhs", rhs, raising=False)
+    y0 = np.array([1.0 + 0.5j, -0.3 + 2j])
+    f0 = fun(0.0, y0)
+    rtol, atol = 1e-6, np.full(m, 1e-9)
+    expected = scipy_common.select_initial_step(fun, 0.0, y0, 3.0, np.inf, f0, 1.0, 7, rtol, atol)
+    work = [np.empty(2 * m) for _ in range(3)]
+    got = core.select_initial_step(0, 0.0, split(y0), split(f0), None, 3.0, np.inf, 1.0,
+                                   np.full(2 * m, rtol), np.tile(atol, 2), *work, 2 * m, m)
+    assert got == pytest.approx(expected, rel=1e-14)

@@ -27,6 +27,7 @@ MESSAGES = {
     core.STATUS_EVENT_NONFINITE: "An event function returned a non-finite value (NaN or inf).",
     core.STATUS_RUNNING: "Integration stopped before the end of the interval; it can be resumed.",
     core.STATUS_PENDING: "Integration was not started.",
+    core.STATUS_PAUSED: "Integration paused because its step record is full; it can be resumed.",
 }
 
 DEFAULT_CHUNK_STEPS = 2**62
@@ -214,13 +215,15 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     icfg[:, core.IC_MAX_STEPS] = budget
     icfg[:, core.IC_CHUNK_STEPS] = chunk
     icfg[:, core.IC_EVENT_BUFFER] = n_stored
+    icfg[:, core.IC_RECORD] = core.RECORD_NONE
+    icfg[:, core.IC_RECORD_ROWS] = 1
     ecfg = np.broadcast_to(ecfg_row, (n_prob,) + ecfg_row.shape)
 
     module = render.load_module(target, ndim, functions, event_slots)
     inputs = [y0, p, rtol_a, atol_a, tcfg, t_eval_a, icfg, ecfg]
     state = _new_state(n_prob, ndim, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored)
     run_kernel(module, target, inputs, state)
-    fstate, istate, f, yout, g, n_events, t_events, y_events, y = state
+    fstate, istate, f, yout, g, n_events, t_events, y_events, *_, y = state
 
     event_results = {}
     if event_slots:
@@ -245,11 +248,12 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     )
 
 
-def _new_state(n_prob, ndim, k, n_slots, n_stored):
+def _new_state(n_prob, ndim, k, n_slots, n_stored, n_rows=1):
     """Output/state arrays of a fresh batch: every problem pending, outputs NaN.
 
-    ``[fstate, istate, f, yout, g, n_events, t_events, y_events, y]``, the kernel's
-    arguments after its inputs (``render.KERNEL_LAYOUT``).
+    ``[fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F,
+    y]``, the kernel's arguments after its inputs (``render.KERNEL_LAYOUT``), with
+    ``n_rows`` rows of step record.
     """
     fstate = np.zeros((n_prob, core.FSTATE_SIZE))
     istate = np.zeros((n_prob, core.ISTATE_SIZE), dtype=np.int64)
@@ -260,8 +264,11 @@ def _new_state(n_prob, ndim, k, n_slots, n_stored):
     n_events = np.zeros((n_prob, n_slots), dtype=np.int64)
     t_events = np.full((n_prob, n_slots, n_stored), np.nan)
     y_events = np.full((n_prob, n_slots, n_stored, ndim), np.nan)
+    rec_t = np.full((n_prob, n_rows), np.nan)
+    rec_y = np.full((n_prob, n_rows, ndim), np.nan)
+    rec_F = np.zeros((n_prob, n_rows, 7, ndim))
     y = np.full((n_prob, ndim), np.nan)
-    return [fstate, istate, f, yout, g, n_events, t_events, y_events, y]
+    return [fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F, y]
 
 
 def _warn_overflow(n_events, n_stored):

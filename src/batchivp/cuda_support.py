@@ -61,8 +61,8 @@ def kernel_ptx(ndim=6, functions=None, events=()):
     f1, f2, f3 = nt.float64[::1], nt.float64[:, ::1], nt.float64[:, :, ::1]
     i1, i2 = nt.int64[::1], nt.int64[:, ::1]
     # y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg | fstate, istate, f, yout, g, n_events,
-    # t_events, y_events | y (render.KERNEL_LAYOUT).
-    sig = (f1, f1, f1, f1, f1, f1, i1, i2, f1, i1, f1, f2, f1, i1, f2, f3, f1)
+    # t_events, y_events, rec_t, rec_y, rec_F | y (render.KERNEL_LAYOUT).
+    sig = (f1, f1, f1, f1, f1, f1, i1, i2, f1, i1, f1, f2, f1, i1, f2, f3, f1, f2, f3, f1)
     ptx, _ = cuda.compile_ptx(module.dop853_kernel, sig, cc=PTX_CC)
     return ptx
 

@@ -29,29 +29,36 @@ MODULE_PREFIX = "batchivp_generated_"
 # Per target: how device functions and the entry point are decorated, and how work
 # arrays of compile-time shape are allocated (numba's CUDA target needs local arrays).
 # Arguments: y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg | fstate, istate, f, yout, g,
-# n_events, t_events, y_events | y. The resumable state (fstate ... y_events) is updated
+# n_events, t_events, y_events, rec_t, rec_y, rec_F | y. The resumable state (fstate ...
+# rec_F) is updated
 # in place: numba cannot size output-only core dimensions, and the host passes
 # exact-dtype contiguous arrays (device arrays on cuda), so the kernel writes into the
-# caller's memory. A batch without events passes event arrays of one slot (e = 1).
+# caller's memory. A batch without events passes event arrays of one slot (e = 1), one
+# without a step record record arrays of one row (r = 1).
 _KERNEL_SIGNATURE = (
     '"void(float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], '
     'int64[:], int64[:, :], float64[:], int64[:], float64[:], float64[:, :], '
-    'float64[:], int64[:], float64[:, :], float64[:, :, :], float64[:])"'
+    'float64[:], int64[:], float64[:, :], float64[:, :, :], float64[:], float64[:, :], '
+    'float64[:, :, :], float64[:])"'
 )
-KERNEL_LAYOUT = "(n),(m),(n),(n),(c),(k),(i),(e,d),(s),(j),(n),(n,k),(e),(e),(e,b),(e,b,n)->(n)"
+KERNEL_LAYOUT = ("(n),(m),(n),(n),(c),(k),(i),(e,d),(s),(j),(n),(n,k),(e),(e),(e,b),(e,b,n),"
+                 "(r),(r,n),(r,w,n)->(n)")
 _TARGET_STYLE = {
-    "python": {"device": "", "kernel": "", "local": "np.empty({shape}, np.{dtype})", "imports": ""},
+    "python": {"device": "", "kernel": "", "local": "np.empty({shape}, np.{dtype})", "imports": "",
+               "helper": ""},
     "cpu": {
         "device": "@numba.njit(cache=True)",
         "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="cpu", cache=True)',
         "local": "np.empty({shape}, np.{dtype})",
         "imports": "numba",
+        "helper": "@numba.njit(cache=True)",
     },
     "parallel": {
         "device": "@numba.njit(cache=True)",
         "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="parallel", cache=True)',
         "local": "np.empty({shape}, np.{dtype})",
         "imports": "numba",
+        "helper": "@numba.njit(cache=True)",
     },
     "cuda": {
         # inline=True: compile_ptx works without a driver only when every device
@@ -60,6 +67,7 @@ _TARGET_STYLE = {
         "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="cuda")',
         "local": "cuda.local.array({shape}, numba.{dtype})",
         "imports": "cuda",
+        "helper": "@cuda.jit(device=True, inline=True)",
     },
 }
 # Internal: the cuda module with its entry point left undecorated, so that
@@ -125,12 +133,15 @@ def unique_functions(functions):
     return unique, [position[fn.key] for fn in functions]
 
 
-def render_source(target, ndim, functions, events=()):
+def render_source(target, ndim, functions, events=(), norm_dim=None, recording=False):
     """The generated module's text for ``target``, state dimension ``ndim``, the
     registered right-hand sides ``functions`` and the event slots ``events``.
 
     Positions in ``functions`` and in ``unique_functions(events)`` are the dispatchers'
-    handles; ``len(events)`` is the module's number of event slots.
+    handles; ``len(events)`` is the module's number of event slots. ``norm_dim``
+    (default ``ndim``) is ``ndim // 2`` for a complex state stored as real parts then
+    imaginary parts (``core/dop853.py``). ``recording`` compiles in the step record
+    (``core/driver.py``) that ``solve_ivp`` needs; batches go without it.
     """
     style = _TARGET_STYLE[target]
     env = jinja2.Environment(
@@ -145,14 +156,16 @@ def render_source(target, ndim, functions, events=()):
 
     user_imports, user_constants, user_functions = [], [], []
     seen_imports = set()
-    event_functions, _ = unique_functions(events)
-    for fn in list(functions) + event_functions:
-        mapping = {fn.name: fn.rendered_name}
-        for gname, (gkind, value) in sorted(fn.globals_.items()):
+
+    def rendered(name, rendered_name, source, globals_, rendered_global):
+        """``source`` with its name and globals renamed; its imports and constants
+        go to the module's lists."""
+        mapping = {name: rendered_name}
+        for gname, (gkind, value) in sorted(globals_.items()):
             if gkind == "module" and gname == value.split(".")[-1] and "." not in value:
                 line = f"import {value}"
             else:
-                mapping[gname] = fn.rendered_global(gname)
+                mapping[gname] = rendered_global(gname)
                 line = (f"import {value} as {mapping[gname]}" if gkind == "module"
                         else f"{mapping[gname]} = {value}")
             if gkind == "module":
@@ -161,20 +174,29 @@ def render_source(target, ndim, functions, events=()):
                     user_imports.append(line)
             else:
                 user_constants.append(line)
+        return rename_tokens(source, mapping).rstrip() + "\n"
+
+    event_functions, _ = unique_functions(events)
+    for fn in list(functions) + event_functions:
+        helpers = [rendered(h.name, h.rendered_name, h.source, h.globals_,
+                            lambda gname, h=h: f"{h.rendered_name}__{gname}")
+                   for h in getattr(fn, "helpers", ())]
         user_functions.append({
             "kind": fn.kind, "name": fn.name, "origin": fn.origin,
-            "rendered_name": fn.rendered_name,
-            "source": rename_tokens(fn.source, mapping).rstrip() + "\n",
+            "rendered_name": fn.rendered_name, "helpers": helpers,
+            "source": rendered(fn.name, fn.rendered_name, fn.source, fn.globals_,
+                               fn.rendered_global),
         })
 
     context = dict(
         template_name=TEMPLATE_NAME, template_hash=template_hash, target=target, ndim=ndim,
+        norm_dim=ndim if norm_dim is None else norm_dim, recording=int(bool(recording)),
         rhs_names=[fn.name for fn in functions], user_imports=user_imports,
         event_names=[fn.name for fn in event_functions], n_event_slots=len(events),
         core_constants=core_constants, core_functions=core_functions,
         user_constants=user_constants, user_functions=user_functions,
         device_decorator=style["device"], kernel_decorator=style["kernel"],
-        target_imports=style["imports"],
+        helper_decorator=style["helper"], target_imports=style["imports"],
         local_array=lambda shape, dtype: style["local"].format(shape=shape, dtype=dtype),
     )
     body = template.render(content_hash="@@HASH@@", **context)
@@ -203,9 +225,10 @@ def _write_once(path, text):
         raise
 
 
-def load_module(target, ndim, functions, events=()):
-    """The imported generated module for this target, dimension and plugin set."""
-    key = (target, ndim, tuple(fn.key for fn in functions),
+def load_module(target, ndim, functions, events=(), norm_dim=None, recording=False):
+    """The imported generated module for this target, dimension and plugin set
+    (``norm_dim``, ``recording``: see :func:`render_source`)."""
+    key = (target, ndim, norm_dim, bool(recording), tuple(fn.key for fn in functions),
            tuple(fn.key for fn in unique_functions(events)[0]), len(events))
     with _lock:
         module = _modules.get(key)
@@ -215,7 +238,7 @@ def load_module(target, ndim, functions, events=()):
             from . import cuda_support
 
             cuda_support.apply_simulator_workarounds()
-        text, content_hash = render_source(target, ndim, functions, events)
+        text, content_hash = render_source(target, ndim, functions, events, norm_dim, recording)
         stem = f"{MODULE_PREFIX}{target}_n{ndim}_{content_hash}"
         path = cache_dir() / f"{stem}.py"
         _write_once(path, text)

@@ -23,6 +23,13 @@ State of one problem between calls (the kernel owns the arrays):
 - ``istate``: ``[status, nfev, nstep, nreject, i_eval, last_error_nonfinite]``.
 - ``y``, ``f``: state and derivative at ``t``.
 
+Complex states (scipy integrates complex ``y0`` directly) are stored as ``n = 2 m`` reals,
+the ``m`` real parts then the ``m`` imaginary parts. Stage sums, the step and the
+interpolant are linear and act on the parts alike; only scipy's norms see the complex
+components: the scale uses ``|y_i|`` of the complex number and the sums of squares add
+the real parts' sum to the imaginary parts' sum (``numpy.linalg.norm``). Functions
+taking ``m`` ("norm components") treat the state as real when ``m == n``.
+
 ``driver.py`` starts a problem and runs its steps, with events (``events.py``).
 
 References
@@ -53,6 +60,7 @@ STATUS_BUFFER = -4
 STATUS_EVENT_NONFINITE = -5
 STATUS_RUNNING = 2  # stopped at a chunk boundary; resume to continue
 STATUS_PENDING = 3  # not started
+STATUS_PAUSED = 4  # the step record is full: the host grows it, sets RUNNING, resumes
 
 # Indices into the per-problem state and configuration vectors.
 FS_T = 0
@@ -65,7 +73,8 @@ IS_NSTEP = 2
 IS_NREJECT = 3
 IS_I_EVAL = 4
 IS_NONFINITE = 5
-ISTATE_SIZE = 6
+IS_N_REC = 6  # rows written to the step record
+ISTATE_SIZE = 7
 TC_T0 = 0
 TC_TF = 1
 TC_FIRST_STEP = 2  # 0.0 means "select it as scipy does"
@@ -76,7 +85,16 @@ IC_N_EVAL = 1
 IC_MAX_STEPS = 2
 IC_CHUNK_STEPS = 3
 IC_EVENT_BUFFER = 4  # entries per event in t_events/y_events
-ICFG_SIZE = 5
+IC_RECORD = 5  # RECORD_NONE, RECORD_STEPS or RECORD_DENSE
+IC_RECORD_ROWS = 6  # rows of the step record arrays
+ICFG_SIZE = 7
+
+# The step record (solve_ivp's output without t_eval, and its dense output): row 0 is
+# (t0, y0), then one row per accepted step (t, y after a terminal cut); with
+# RECORD_DENSE also the step's interpolant rows F.
+RECORD_NONE = 0
+RECORD_STEPS = 1
+RECORD_DENSE = 2
 
 
 def py_max(a, b):
@@ -119,13 +137,30 @@ def step_toward(t, direction):
     return math.ldexp(1.0, py_max(e - 53, -1074))
 
 
-def rms_norm_scaled(x, scale, n):
-    """scipy's ``norm(x / scale)``: ``linalg.norm(x / scale) / n ** 0.5``."""
-    ss = 0.0
+def magnitude(x, i, n, m):
+    """``abs`` of norm component ``i < m``: ``|x[i]|``, or ``|x[i] + 1j x[i + m]|`` for a
+    complex state (numpy's complex ``abs`` is ``hypot``)."""
+    if m == n:
+        return abs(x[i])
+    return math.hypot(x[i], x[i + m])
+
+
+def rms_norm_scaled(x, scale, n, m):
+    """scipy's ``norm(x / scale)``: ``linalg.norm(x / scale) / m ** 0.5``.
+
+    For a complex state numpy sums the squares of the real parts, then of the
+    imaginary parts, and adds the two sums; with ``m == n`` the second sum is zero.
+    """
+    ss_re = 0.0
+    ss_im = 0.0
     for i in range(n):
-        v = x[i] / scale[i]
-        ss += v * v
-    return math.sqrt(ss) / n ** 0.5
+        if i < m:
+            v = x[i] / scale[i]
+            ss_re += v * v
+        else:
+            v = x[i] / scale[i - m]
+            ss_im += v * v
+    return math.sqrt(ss_re + ss_im) / m ** 0.5
 
 
 def stage_state(K, s, t, y, h, ytmp, n):
@@ -197,6 +232,42 @@ def error_norm(K, h, y, y_new, rtol, atol, n):
     return abs(h) * err5_norm_2 / math.sqrt(denom * n)
 
 
+def error_norm_complex(K, h, y, y_new, rtol, atol, n, m):
+    """:func:`error_norm` of a complex state of ``m`` components: the scale from the
+    complex magnitudes, squares summed over real parts, then imaginary parts."""
+    e5_re = 0.0
+    e5_im = 0.0
+    e3_re = 0.0
+    e3_im = 0.0
+    for i in range(n):
+        c = i
+        if i >= m:
+            c = i - m
+        scale = atol[c] + np_maximum(magnitude(y, c, n, m), magnitude(y_new, c, n, m)) * rtol[c]
+        e5 = 0.0
+        e3 = 0.0
+        for j in range(N_STAGES + 1):
+            k = K[j, i]
+            if E5[j] != 0.0:
+                e5 += k * E5[j]
+            if E3[j] != 0.0:
+                e3 += k * E3[j]
+        e5 = e5 / scale
+        e3 = e3 / scale
+        if i < m:
+            e5_re += e5 * e5
+            e3_re += e3 * e3
+        else:
+            e5_im += e5 * e5
+            e3_im += e3 * e3
+    err5_norm_2 = math.sqrt(e5_re + e5_im) ** 2
+    err3_norm_2 = math.sqrt(e3_re + e3_im) ** 2
+    if err5_norm_2 == 0.0 and err3_norm_2 == 0.0:
+        return 0.0
+    denom = err5_norm_2 + 0.01 * err3_norm_2
+    return abs(h) * err5_norm_2 / math.sqrt(denom * m)
+
+
 def accepted_factor(err, rejected):
     """Step growth after an accepted step with ``err < 1`` (scipy's controller)."""
     if err == 0.0:
@@ -214,18 +285,18 @@ def rejected_factor(err):
 
 
 def select_initial_step(handle, t0, y0, f0, p, t_bound, max_step, direction, rtol, atol,
-                        y1, f1, scale, n):
+                        y1, f1, scale, n, m):
     """scipy's ``select_initial_step`` (Hairer's algorithm); one evaluation.
 
-    ``y1``, ``f1``, ``scale`` are work arrays of length ``n``.
+    ``y1``, ``f1``, ``scale`` are work arrays of length ``n``; ``m``: norm components.
     """
     interval_length = abs(t_bound - t0)
     if interval_length == 0.0:
         return 0.0
-    for i in range(n):
-        scale[i] = atol[i] + abs(y0[i]) * rtol[i]
-    d0 = rms_norm_scaled(y0, scale, n)
-    d1 = rms_norm_scaled(f0, scale, n)
+    for i in range(m):
+        scale[i] = atol[i] + magnitude(y0, i, n, m) * rtol[i]
+    d0 = rms_norm_scaled(y0, scale, n, m)
+    d1 = rms_norm_scaled(f0, scale, n, m)
     if d0 < 1e-5 or d1 < 1e-5:
         h0 = 1e-6
     else:
@@ -236,7 +307,7 @@ def select_initial_step(handle, t0, y0, f0, p, t_bound, max_step, direction, rto
     rhs(handle, t0 + h0 * direction, y1, p, f1)
     for i in range(n):
         y1[i] = f1[i] - f0[i]
-    d2 = rms_norm_scaled(y1, scale, n) / h0
+    d2 = rms_norm_scaled(y1, scale, n, m) / h0
     if d1 <= 1e-15 and d2 <= 1e-15:
         h1 = py_max(1e-6, h0 * 1e-3)
     else:
@@ -289,7 +360,7 @@ def all_finite(x, n):
 
 
 def dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
-                fstate, istate, K, y_new, ytmp, n):
+                fstate, istate, K, y_new, ytmp, n, m):
     """Attempt steps until one is accepted or the step size gets too small.
 
     scipy's ``RungeKutta._step_impl``. On success ``y_new``, ``K[12] = f(t_new, y_new)``
@@ -320,7 +391,10 @@ def dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
         h_abs = abs(h)
         rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n)
         istate[IS_NFEV] += N_STAGES
-        err = error_norm(K, h, y, y_new, rtol, atol, n)
+        if m == n:
+            err = error_norm(K, h, y, y_new, rtol, atol, n)
+        else:
+            err = error_norm_complex(K, h, y, y_new, rtol, atol, n, m)
         if err < 1.0:
             h_abs *= accepted_factor(err, rejected)
             fstate[FS_H_ABS] = h_abs

@@ -11,6 +11,14 @@ three extra stages are computed at most once a step, and only in steps that need
 Extra state for ``n_ev`` event slots: ``g`` (event values at the current time),
 ``n_events``, ``t_events``, ``y_events`` (see ``events.py``).
 
+The step record (``icfg[IC_RECORD]``, for ``solve_ivp``): ``rec_t``, ``rec_y`` get
+``(t0, y0)`` and then, after each accepted step, the ``t`` and ``y`` scipy appends (the
+root after a terminal event); with ``RECORD_DENSE`` the interpolant of every step goes
+to ``rec_F`` and is built every step, as scipy's ``dense_output=True`` does (3
+evaluations a step). Rows are written at ``istate[IS_N_REC]``; when all
+``icfg[IC_RECORD_ROWS]`` are used the problem pauses before its next step
+(``STATUS_PAUSED``), so the host can grow the arrays and resume.
+
 References
 ----------
 .. [1] scipy.integrate._ivp.ivp.solve_ivp, the loop after ``solver.step()``.
@@ -18,17 +26,18 @@ References
 
 from .coefficients import N_STAGES, N_STAGES_EXTENDED
 from .dop853 import (FS_H_ABS, FS_T, FS_T_NEW, IC_CHUNK_STEPS, IC_EVENT_BUFFER,
-                     IC_HANDLE, IC_MAX_STEPS, IC_N_EVAL, IS_I_EVAL, IS_NFEV,
-                     IS_NONFINITE, IS_NREJECT, IS_NSTEP, IS_STATUS, STATUS_BUDGET,
-                     STATUS_EVENT, STATUS_EVENT_NONFINITE, STATUS_FINISHED,
-                     STATUS_NONFINITE, STATUS_PENDING, STATUS_RUNNING, TC_FIRST_STEP,
+                     IC_HANDLE, IC_MAX_STEPS, IC_N_EVAL, IC_RECORD, IC_RECORD_ROWS,
+                     IS_I_EVAL, IS_N_REC, IS_NFEV, IS_NONFINITE, IS_NREJECT, IS_NSTEP,
+                     IS_STATUS, RECORD_DENSE, RECORD_NONE, STATUS_BUDGET, STATUS_EVENT,
+                     STATUS_EVENT_NONFINITE, STATUS_FINISHED, STATUS_NONFINITE,
+                     STATUS_PAUSED, STATUS_PENDING, STATUS_RUNNING, TC_FIRST_STEP,
                      TC_MAX_STEP, TC_T0, TC_TF, all_finite, dense_coefficients,
                      dense_eval, dop853_step, select_initial_step)
 from .events import event_values, events_at_rest, find_active_events, step_events
 
 
 def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
-                 K, ytmp, n, n_ev):
+                 rec_t, rec_y, K, ytmp, n, m, n_ev, recording):
     """Set up one problem: ``f(t0, y0)``, the first step, counters, event values at t0.
 
     One or two evaluations of the right-hand side, as scipy.
@@ -44,6 +53,9 @@ def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n
     istate[IS_NREJECT] = 0
     istate[IS_I_EVAL] = 0
     istate[IS_NONFINITE] = 0
+    istate[IS_N_REC] = 0
+    if recording and icfg[IC_RECORD] != RECORD_NONE:
+        record_row(t0, y, rec_t, rec_y, istate, n)
     fstate[FS_T] = t0
     fstate[FS_T_NEW] = t0
     fstate[FS_H_ABS] = 0.0
@@ -65,8 +77,17 @@ def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n
         # K rows 1..3 are free before the first step: use them as work arrays.
         fstate[FS_H_ABS] = select_initial_step(
             handle, t0, y, f, p, tf, tcfg[TC_MAX_STEP], direction, rtol, atol,
-            K[1], K[2], K[3], n)
+            K[1], K[2], K[3], n, m)
         istate[IS_NFEV] = 2
+
+
+def record_row(t, y, rec_t, rec_y, istate, n):
+    """Append ``(t, y)`` to the step record."""
+    row = istate[IS_N_REC]
+    rec_t[row] = t
+    for i in range(n):
+        rec_y[row, i] = y[i]
+    istate[IS_N_REC] = row + 1
 
 
 def build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n):
@@ -77,17 +98,27 @@ def build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n):
 
 
 def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, istate, yout,
-                   g, n_events, t_events, y_events, K, F, y_new, y_old, ytmp, g_new,
-                   active, roots, n, n_ev):
+                   g, n_events, t_events, y_events, rec_t, rec_y, rec_F, K, F, W, g_new,
+                   active, roots, n, m, n_ev, recording):
     """Start (if pending) and integrate one problem for at most ``icfg[chunk]`` steps.
 
-    Leaves the status ``STATUS_RUNNING`` when the chunk ends first. ``K``, ``F``,
-    ``y_new``, ``y_old``, ``ytmp`` (state size) and ``g_new``, ``active``, ``roots``
-    (``n_ev``) are work arrays.
+    Leaves the status ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED``
+    when the step record is full. ``K``, ``F``, ``W`` (rows ``y_new``, ``y_old``,
+    ``ytmp`` of the state size) and ``g_new``, ``active``, ``roots`` (``n_ev``) are work
+    arrays; ``m`` is the number of norm components (``n``, or ``n // 2`` for a complex
+    state). ``recording`` is the module's constant ``RECORDING``: 0 compiles the step
+    record out (batches), so it costs nothing where it is not used.
+
+    The work arrays of one state size share ``W``: numba's CUDA inliner cannot inline a
+    call of more than 30 arguments (Python compiles it to ``CALL_FUNCTION_EX``, "Calling
+    a closure with *args is unsupported"); this call has 30.
     """
+    y_new = W[0]
+    y_old = W[1]
+    ytmp = W[2]
     if istate[IS_STATUS] == STATUS_PENDING:
         dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
-                     K, ytmp, n, n_ev)
+                     rec_t, rec_y, K, ytmp, n, m, n_ev, recording)
     if istate[IS_STATUS] != STATUS_RUNNING:
         return
     handle = icfg[IC_HANDLE]
@@ -102,6 +133,9 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
     steps_left = icfg[IC_CHUNK_STEPS]
     while steps_left > 0:
         t_old = fstate[FS_T]
+        if recording and icfg[IC_RECORD] != RECORD_NONE and istate[IS_N_REC] >= icfg[IC_RECORD_ROWS]:
+            istate[IS_STATUS] = STATUS_PAUSED
+            return
         if t_old == t_bound:
             # scipy's corner case t0 == tf: finished at once, every t_eval point is y0,
             # events zero at t0 occur there.
@@ -113,12 +147,15 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
             if n_ev > 0 and events_at_rest(ecfg, t_old, y, g, n_events, max_stored, t_events,
                                            y_events, active, n_ev, n):
                 istate[IS_STATUS] = STATUS_EVENT
+            if recording and icfg[IC_RECORD] != RECORD_NONE:
+                # scipy's one "step" of no length (its interpolant is constant).
+                record_row(t_old, y, rec_t, rec_y, istate, n)
             return
         if istate[IS_NSTEP] >= max_steps:
             istate[IS_STATUS] = STATUS_BUDGET
             return
         h = dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
-                        fstate, istate, K, y_new, ytmp, n)
+                        fstate, istate, K, y_new, ytmp, n, m)
         if istate[IS_STATUS] != STATUS_RUNNING:
             return
         t = fstate[FS_T_NEW]
@@ -130,6 +167,13 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
             f[i] = K[N_STAGES, i]
         fstate[FS_T] = t
         have_dense = False
+        if recording and icfg[IC_RECORD] == RECORD_DENSE:
+            build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
+            have_dense = True
+            row = istate[IS_N_REC]
+            for r in range(7):
+                for i in range(n):
+                    rec_F[row, r, i] = F[r, i]
         stop = STATUS_RUNNING
         if n_ev > 0:
             if not event_values(ecfg, t, y, p, g_new, n_ev):
@@ -137,8 +181,10 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
             else:
                 n_active = find_active_events(g, g_new, ecfg, active, n_ev)
                 if n_active > 0:
-                    build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
-                    have_dense = True
+                    if not have_dense:
+                        build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp,
+                                          istate, n)
+                        have_dense = True
                     last = step_events(ecfg, p, F, y_old, t_old, h, t, n_active, active,
                                        roots, n_events, max_stored, t_events, y_events,
                                        ytmp, n)
@@ -162,6 +208,8 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
                     yout[i, i_eval] = ytmp[i]
                 i_eval += 1
             istate[IS_I_EVAL] = i_eval
+        if recording and icfg[IC_RECORD] != RECORD_NONE:
+            record_row(fstate[FS_T], y, rec_t, rec_y, istate, n)
         if stop != STATUS_RUNNING:
             istate[IS_STATUS] = stop
             return
