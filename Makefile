@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_batch.py
+	$(PY) benchmarks/bench_ivp.py
 
 cuda-report: $(STAMP)
 	$(PY) -m batchivp cuda-report

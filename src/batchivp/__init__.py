@@ -1,11 +1,13 @@
 """batchivp: scipy's DOP853 for one problem or millions, on cpu, all cores or CUDA.
 
 Public API (DESIGN.md): :func:`rhs`, :func:`register_rhs`, :func:`event`,
-:func:`register_event`, :func:`solve_batch`, :class:`BatchResult`. The default target comes from ``BATCHIVP_TARGET``
+:func:`register_event`, :func:`solve_batch`, :class:`BatchResult`, :func:`solve_ivp`
+(a drop-in for ``scipy.integrate.solve_ivp``). The default target comes from ``BATCHIVP_TARGET``
 (``cpu``, ``parallel``, ``cuda``, ``auto``); ``target=`` overrides it per call.
 """
 
 from .batch import MESSAGES, BatchResult, solve_batch
+from .ivp import CompilationWarning, solve_ivp
 from .registry import (EventFunction, RegistrationError, RhsFunction, event, register_event,
                        register_rhs, rhs)
 from .targets import resolve_target
@@ -14,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchResult",
+    "CompilationWarning",
     "EventFunction",
     "MESSAGES",
     "RegistrationError",
@@ -24,5 +27,6 @@ __all__ = [
     "resolve_target",
     "rhs",
     "solve_batch",
+    "solve_ivp",
     "__version__",
 ]

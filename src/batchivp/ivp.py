@@ -1,0 +1,394 @@
+"""``solve_ivp``: scipy's ``solve_ivp`` contract, solved by the compiled DOP853 kernel.
+
+Change one import and keep your code: the arguments, the validation (scipy's own
+checks, in scipy's order, with its texts), the ``OdeResult`` and its ``OdeSolution``
+are scipy's; the steps, ``nfev``, ``t`` grid and states are those of scipy's DOP853
+(see the README's Exactness section). Only the loop runs compiled.
+
+How a call runs:
+
+1. ``method`` other than DOP853 goes to scipy unchanged.
+2. ``fun`` and the events are turned into kernel plugins: registered ``@batchivp.rhs``
+   and ``@batchivp.event`` functions as they are (``args`` packed into ``p``),
+   ordinary callables through :mod:`batchivp.plain`. A complex ``y0`` is integrated as
+   real and imaginary parts with scipy's complex norms.
+3. One problem runs in the kernel with the step record on (``core/driver.py``): every
+   step's ``t`` and ``y`` when ``t_eval`` is None, every step's interpolant with
+   ``dense_output``. The record grows by pausing and resuming; event buffers that
+   overflow are enlarged by solving again.
+4. If numba cannot compile an ordinary callable, scipy solves the problem instead and
+   one :class:`CompilationWarning` names the construct: working code keeps working.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import scipy.integrate
+from scipy.integrate._ivp import common as scipy_common
+from scipy.integrate._ivp.base import ConstantDenseOutput, check_arguments
+from scipy.integrate._ivp.ivp import MESSAGES, OdeResult, prepare_events
+from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
+
+from . import plain, render, targets
+from .batch import _check_events, _new_state, run_kernel
+from .core import dop853 as core
+from .registry import EventFunction, RhsFunction
+
+TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
+FIRST_RECORD_ROWS = 256
+FIRST_EVENT_ROWS = 64
+RK_OPTIONS = ("first_step", "max_step", "rtol", "atol")
+
+
+class CompilationWarning(UserWarning):
+    """batchivp could not compile a callable and solved the problem with scipy instead."""
+
+
+def solve_ivp(fun, t_span, y0, method="DOP853", t_eval=None, dense_output=False,
+              events=None, vectorized=False, args=None, *, target=None, **options):
+    """Solve an initial value problem as ``scipy.integrate.solve_ivp`` does.
+
+    A drop-in for ``scipy.integrate.solve_ivp``: same parameters, same result
+    (``t, y, sol, t_events, y_events, nfev, njev, nlu, status, message, success``) and,
+    for ``method="DOP853"``, the same steps and ``nfev``, compiled. Other methods are
+    passed to scipy.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(t, y, *args)`` returning ``dy/dt`` (list, tuple or array; scipy's
+        contract; lambdas and closures work), or a right-hand side registered with
+        :func:`batchivp.rhs` (``fun(t, y, p, dydt)``, ``args`` become ``p``).
+    t_span, y0, method, t_eval, dense_output, events, vectorized, args
+        As scipy's. ``y0`` may be complex. Events are callables with scipy's
+        ``terminal``/``direction`` attributes or registered :func:`batchivp.event`\\ s.
+    target : None or str
+        ``"cpu"`` (default for one problem: ``"parallel"`` and ``"auto"`` run it on one
+        core too) or ``"cuda"``, which needs a registered ``fun`` and events.
+    **options
+        ``rtol``, ``atol`` (scalar or per component), ``first_step``, ``max_step``;
+        others (``jac``, ...) draw scipy's "no effect" warning.
+
+    Returns
+    -------
+    scipy.integrate._ivp.ivp.OdeResult
+        scipy's result object; ``sol`` is a ``scipy.integrate.OdeSolution``.
+    """
+    if not _is_dop853(method):
+        return scipy.integrate.solve_ivp(fun, t_span, y0, method=method, t_eval=t_eval,
+                                         dense_output=dense_output, events=events,
+                                         vectorized=vectorized, args=args, **options)
+    call = dict(fun=fun, t_span=t_span, y0=y0, t_eval=t_eval, dense_output=dense_output,
+                events=events, vectorized=vectorized, args=args, options=options)
+    problem = _Problem.validate(call, target)
+    if problem.empty:  # nothing to integrate: scipy's loop answers at once
+        return scipy.integrate.solve_ivp(fun, t_span, y0, method="DOP853", t_eval=t_eval,
+                                         dense_output=dense_output, events=events,
+                                         vectorized=vectorized, args=args, **options)
+    if problem.fallback_reason is not None:
+        return _scipy_fallback(call, problem.fallback_reason)
+    try:
+        module = render.load_module(problem.target, problem.ndim, [problem.rhs],
+                                    problem.events, norm_dim=problem.m, recording=True)
+    except Exception as exc:  # numba's errors have several types; all mean "cannot compile"
+        if not problem.plain:
+            raise
+        _failed_plugins.add(problem.plugin_keys)
+        return _scipy_fallback(call, _compile_error_summary(exc))
+    return problem.solve(module)
+
+
+def _is_dop853(method):
+    if isinstance(method, str):
+        return method == "DOP853"
+    return method is DOP853
+
+
+def _scipy_fallback(call, reason):
+    warnings.warn(
+        f"batchivp.solve_ivp cannot compile {plain.describe(call['fun'])}: {reason}; "
+        "solving with scipy.integrate.solve_ivp instead (same results, scipy's speed). "
+        "Register the function with @batchivp.rhs to see the full error.",
+        CompilationWarning, stacklevel=3)
+    return scipy.integrate.solve_ivp(
+        call["fun"], call["t_span"], call["y0"], method="DOP853", t_eval=call["t_eval"],
+        dense_output=call["dense_output"], events=call["events"],
+        vectorized=call["vectorized"], args=call["args"], **call["options"])
+
+
+def _compile_error_summary(exc):
+    """The first lines of numba's message that name the construct."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    keep = [line for line in lines if not line.startswith(("Failed in", "During:"))][:4]
+    return " | ".join(keep) or type(exc).__name__
+
+
+_failed_plugins = set()  # plugin keys numba could not compile: go to scipy at once
+_adapters = {}  # (kind, fingerprint, shape of the call) -> plugin or Uncompilable
+
+
+class _Problem:
+    """One validated call: the kernel's inputs, plugins and what to return."""
+
+    @classmethod
+    def validate(cls, call, target):
+        self = cls()
+        self.fallback_reason = None
+        t0, tf = map(float, call["t_span"])
+        args = call["args"]
+        if args is not None:
+            try:
+                _ = [*(args)]
+            except TypeError as exp:
+                raise TypeError("Supplied 'args' cannot be unpacked. Please supply `args`"
+                                f" as a tuple (e.g. `args=({args},)`)") from exp
+        t_eval = call["t_eval"]
+        if t_eval is not None:
+            t_eval = np.asarray(t_eval)
+            if t_eval.ndim != 1:
+                raise ValueError("`t_eval` must be 1-dimensional.")
+            if np.any(t_eval < min(t0, tf)) or np.any(t_eval > max(t0, tf)):
+                raise ValueError("Values in `t_eval` are not within `t_span`.")
+            d = np.diff(t_eval)
+            if tf > t0 and np.any(d <= 0) or tf < t0 and np.any(d >= 0):
+                raise ValueError("Values in `t_eval` are not properly sorted.")
+        _, y0 = check_arguments(call["fun"], call["y0"], support_complex=True)
+        options = dict(call["options"])
+        scipy_common.warn_extraneous({k: v for k, v in options.items() if k not in RK_OPTIONS})
+        n = y0.size
+        rtol, atol = scipy_common.validate_tol(options.get("rtol", 1e-3),
+                                               options.get("atol", 1e-6), n)
+        max_step = scipy_common.validate_max_step(options.get("max_step", np.inf))
+        first_step = options.get("first_step")
+        if first_step is not None:
+            first_step = scipy_common.validate_first_step(first_step, t0, tf)
+        event_list = None
+        if call["events"] is not None:
+            event_list, _, _ = prepare_events(call["events"])
+
+        self.t0, self.tf, self.t_eval, self.y0 = t0, tf, t_eval, y0
+        self.dense_output = bool(call["dense_output"])
+        self.complex = np.iscomplexobj(y0)
+        self.m = n
+        self.ndim = 2 * n if self.complex else n
+        self.has_events = event_list is not None
+        self.empty = n == 0
+        if self.empty:
+            return self
+        self.target = _solve_ivp_target(target)
+
+        fun = call["fun"]
+        self.plain = not isinstance(fun, RhsFunction)
+        if not self.plain and self.complex:
+            raise ValueError("`y0` is complex, but a registered right-hand side works on real "
+                             "states: pass an ordinary Python function, or split y into real "
+                             "and imaginary parts")
+        if self.target == "cuda" and (self.plain or any(
+                not isinstance(e, EventFunction) for e in event_list or ())):
+            raise ValueError(
+                "target='cuda' needs fun and events registered with @batchivp.rhs and "
+                "@batchivp.event (device code cannot call ordinary Python callables); "
+                "use target='cpu' or register them")
+        try:
+            self.p, layout = plain.pack_args(args)
+            if self.plain:
+                self.rhs = _plain_plugin(fun, "rhs", self, args, layout, vectorized=call["vectorized"])
+            else:
+                self.rhs = fun
+            self.events = []
+            for ev in event_list or ():
+                if isinstance(ev, EventFunction):
+                    self.events.append(ev)
+                else:
+                    base = _plain_plugin(ev, "event", self, args, layout, vectorized=False)
+                    self.plain = True
+                    self.events.append(base.with_options(
+                        getattr(ev, "terminal", None) or False, getattr(ev, "direction", 0)))
+        except plain.Uncompilable as exc:
+            self.fallback_reason = str(exc)
+            return self
+        self.plugin_keys = (self.rhs.key,) + tuple(e.key for e in self.events)
+        if self.plugin_keys in _failed_plugins:
+            self.fallback_reason = "numba could not compile it before (see the first warning)"
+        self.rtol = np.full(self.ndim, rtol, dtype=float)
+        atol_m = np.broadcast_to(np.asarray(atol, dtype=float), (n,))
+        self.atol = np.concatenate([atol_m, atol_m]) if self.complex else atol_m.copy()
+        self.first_step = 0.0 if first_step is None else float(first_step)
+        self.max_step = float(max_step)
+        return self
+
+    def solve(self, module):
+        rows = FIRST_EVENT_ROWS
+        while True:
+            state = self._run(module, rows)
+            n_events = state[5][0, :len(self.events)]
+            if not self.events or n_events.max() <= rows:
+                return self._result(state)
+            rows = int(n_events.max())  # overflowed: solve again with room for all
+
+    def _run(self, module, event_rows):
+        n, real = self.ndim, self._real
+        y0 = real(self.y0)
+        t_eval = np.zeros(1) if self.t_eval is None else np.asarray(self.t_eval, dtype=float)
+        n_eval = 0 if self.t_eval is None else len(t_eval)
+        tcfg = np.zeros(core.TCFG_SIZE)
+        tcfg[core.TC_T0], tcfg[core.TC_TF] = self.t0, self.tf
+        tcfg[core.TC_FIRST_STEP], tcfg[core.TC_MAX_STEP] = self.first_step, self.max_step
+        record = core.RECORD_DENSE if self.dense_output else (
+            core.RECORD_STEPS if self.t_eval is None else core.RECORD_NONE)
+        rows = FIRST_RECORD_ROWS if record != core.RECORD_NONE else 2
+        icfg = np.zeros(core.ICFG_SIZE, dtype=np.int64)
+        icfg[core.IC_HANDLE] = 0
+        icfg[core.IC_N_EVAL] = n_eval
+        icfg[core.IC_MAX_STEPS] = icfg[core.IC_CHUNK_STEPS] = 2**62
+        icfg[core.IC_EVENT_BUFFER] = event_rows
+        icfg[core.IC_RECORD] = record
+        icfg[core.IC_RECORD_ROWS] = rows
+        _, ecfg = _check_events(self.events)
+        inputs = [a[None] for a in (y0, self.p, self.rtol, self.atol, tcfg, t_eval, icfg, ecfg)]
+        state = _new_state(1, n, len(t_eval), ecfg.shape[0], event_rows, rows)
+        while True:
+            run_kernel(module, self.target, inputs, state)
+            istate = state[1]
+            if istate[0, core.IS_STATUS] != core.STATUS_PAUSED:
+                return state
+            # The step record is full: double it and resume where the problem paused.
+            rows *= 2
+            inputs[6] = inputs[6].copy()
+            inputs[6][0, core.IC_RECORD_ROWS] = rows
+            for i in (8, 9, 10):
+                grown = np.zeros((1, rows) + state[i].shape[2:])
+                grown[:, :state[i].shape[1]] = state[i]
+                state[i] = grown
+            istate[0, core.IS_STATUS] = core.STATUS_RUNNING
+
+    def _real(self, y):
+        """A complex state as its real parts, then imaginary parts."""
+        y = np.asarray(y)
+        if self.complex:
+            return np.concatenate([y.real, y.imag], axis=-1).astype(float)
+        return np.ascontiguousarray(y, dtype=float)
+
+    def _state(self, x):
+        """Inverse of :meth:`_real` along the last axis."""
+        if self.complex:
+            return x[..., :self.m] + 1j * x[..., self.m:]
+        return x
+
+    def _result(self, state):
+        fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F, y = (
+            a[0] for a in state)
+        status = int(istate[core.IS_STATUS])
+        if status in (core.STATUS_FINISHED, core.STATUS_EVENT):
+            message = MESSAGES[status]
+        else:
+            status, message = -1, _failure_message(status)
+        n_rec = int(istate[core.IS_N_REC])
+        steps_t = rec_t[:n_rec].copy()
+        steps_y = self._state(rec_y[:n_rec])
+        keep = np.ones(n_rec, dtype=bool)
+        if self.t_eval is None:
+            if self.dense_output:
+                # scipy does not append a step that ends where the last one did (a
+                # terminal event at the step's start), and drops its interpolant.
+                for k in range(2, n_rec):
+                    if steps_t[k] == steps_t[:k][keep[:k]][-1]:
+                        keep[k] = False
+            ts = steps_t[keep]
+            ys = steps_y[keep].T.copy()
+        else:
+            reached = int(istate[core.IS_I_EVAL])
+            if reached == 0:
+                ts, ys = [], []
+            else:
+                ts = self.t_eval[:reached].copy()
+                ys = self._state(yout[:, :reached].T).T.copy()
+        sol = None
+        if self.dense_output:
+            sol = self._solution(steps_t, steps_y, rec_F, keep, fstate)
+        t_ev = y_ev = None
+        if self.has_events:
+            t_ev, y_ev = [], []
+            for e in range(len(self.events)):
+                count = int(n_events[e])
+                t_ev.append(np.asarray(t_events[e, :count].copy()))
+                y_ev.append(np.asarray(self._state(y_events[e, :count])) if count else np.asarray([]))
+        return OdeResult(t=ts, y=ys, sol=sol, t_events=t_ev, y_events=y_ev,
+                         nfev=int(istate[core.IS_NFEV]), njev=0, nlu=0, status=status,
+                         message=message, success=status >= 0)
+
+    def _solution(self, steps_t, steps_y, rec_F, keep, fstate):
+        """scipy's ``OdeSolution`` over the recorded steps' interpolants."""
+        n_rec = len(steps_t)
+        ts, interpolants = [steps_t[0]], []
+        for k in range(1, n_rec):
+            if not keep[k]:
+                continue
+            t_old = steps_t[k - 1]
+            # The last step ends at the solver's t (past a terminal event's root).
+            t_end = fstate[core.FS_T_NEW] if k == n_rec - 1 else steps_t[k]
+            if t_end == t_old:
+                interpolants.append(ConstantDenseOutput(t_old, t_end, steps_y[k]))
+            else:
+                interpolants.append(Dop853DenseOutput(t_old, t_end, steps_y[k - 1],
+                                                      self._state(rec_F[k].copy())))
+            ts.append(steps_t[k])
+        return scipy_common.OdeSolution(ts, interpolants, alt_segment=False)
+
+
+def _failure_message(status):
+    if status in (core.STATUS_STEP_TOO_SMALL, core.STATUS_NONFINITE):
+        return TOO_SMALL_STEP  # scipy rejects a non-finite step until it is too small
+    if status == core.STATUS_EVENT_NONFINITE:
+        return "An event function returned a non-finite value (NaN or inf)."
+    return f"Integration failed with status {status}."
+
+
+def _solve_ivp_target(target):
+    """The target of one problem: ``cpu`` unless ``cuda`` is asked for by name.
+
+    ``parallel`` cannot spread one problem over cores and ``auto`` must not send an
+    ordinary callable to a GPU, so both run on one core; a bad name is an error as
+    everywhere (``targets.resolve_target``).
+    """
+    requested = target if target is not None else os.environ.get(targets.ENV_VAR, "")
+    if isinstance(requested, str) and requested.strip().lower() in ("", "auto"):
+        return "cpu"
+    resolved = targets.resolve_target(target)
+    return "cpu" if resolved == "parallel" else resolved
+
+
+def _plain_plugin(func, kind, problem, args, layout, vectorized):
+    """The cached adapter plugin of a plain callable (trial call on first use)."""
+    if not callable(func):
+        raise TypeError(f"`{'fun' if kind == 'rhs' else 'events'}` must be callable, got "
+                        f"{type(func).__name__}")
+    fingerprint = plain.fingerprint(func)
+    key = (kind, fingerprint, problem.ndim, problem.complex, bool(vectorized),
+           layout.expressions)
+    cached = _adapters.get(key)
+    if cached is None:
+        cached = _new_plugin(func, kind, problem, args, layout, vectorized)
+        _adapters[key] = cached
+    if isinstance(cached, plain.Uncompilable):
+        raise cached
+    return cached
+
+
+def _new_plugin(func, kind, problem, args, layout, vectorized):
+    y = problem.y0
+    if vectorized:
+        y = y[:, None]
+    value = func(problem.t0, y, *(args or ()))
+    expected = problem.m if kind == "rhs" else 1
+    output = plain.output_kind(value, expected, vectorized)
+    if output is None:
+        return plain.Uncompilable(
+            f"its value at t0 ({type(value).__name__}"
+            f"{' of shape ' + str(np.shape(value)) if hasattr(value, 'shape') else ''}) is not "
+            f"{expected} number{'s' if expected > 1 else ''}")
+    try:
+        return plain.adapter(func, kind, problem.ndim, problem.complex, vectorized, layout, output)
+    except plain.Uncompilable as exc:
+        return exc

@@ -1,0 +1,408 @@
+"""Ordinary Python callables as kernel plugins: scipy's ``fun(t, y, *args)`` and events.
+
+``solve_ivp`` accepts what scipy accepts: a function (``def`` or ``lambda``, closures
+included) returning a list, tuple or array, with ``args``. This module turns one into
+a right-hand side or event the renderer can stamp into a cpu module:
+
+1. :func:`analyse` reads the function's source (a lambda is found in its file by the
+   positions of its code) and resolves every free name it reads, from its closure,
+   its globals or the builtins: modules, numbers, tuples and small arrays of numbers,
+   and other plain functions (rendered as helpers too). Anything else is
+   :class:`Uncompilable`, with the reason.
+2. :func:`adapter` renders ``fun`` as a helper and wraps it in a plugin with the
+   registry's signature (``rhs(t, y, p, dydt)`` / ``event(t, y, p)``): ``args`` travel
+   packed in ``p`` (:func:`pack_args`), a complex state is rebuilt from its real and
+   imaginary parts, ``vectorized`` functions get ``y`` as a column.
+
+The helper may allocate (lists, arrays): plain callables run on the cpu targets only;
+the cuda target needs ``@batchivp.rhs``. The plugin's key covers the source, the
+values of the names it reads and the adapter's shape, so a changed global compiles a
+new module and an unchanged function never compiles twice (in memory or on disk).
+"""
+
+import ast
+import builtins
+import hashlib
+import inspect
+import linecache
+import numbers
+import symtable
+import textwrap
+import types
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from .registry import EventFunction, RhsFunction, _literal
+
+MAX_ARRAY_CONSTANT = 4096  # elements of an array global rendered as a literal
+
+
+class Uncompilable(Exception):
+    """A callable that cannot be rendered; the message names the construct."""
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A plain function rendered into the module next to the plugin that calls it."""
+
+    name: str
+    rendered_name: str
+    source: str
+    globals_: dict
+
+
+@dataclass
+class _Analysis:
+    name: str
+    origin: str
+    source: str  # a ``def`` of the function under its own name
+    free_names: tuple  # names read from closure, globals or builtins
+
+
+_analyses = weakref.WeakKeyDictionary()  # code object -> _Analysis or Uncompilable
+
+
+def describe(func):
+    """``'name' (file:line)`` for messages."""
+    code = getattr(func, "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+    return f"{getattr(func, '__qualname__', type(func).__name__)!r}{where}"
+
+
+def analyse(func):
+    """The source and free names of a plain function (cached per code object)."""
+    if isinstance(func, types.MethodType) or not isinstance(func, types.FunctionType):
+        py_func = getattr(func, "py_func", None)  # a numba dispatcher: its Python function
+        if isinstance(py_func, types.FunctionType):
+            return analyse(py_func)
+        raise Uncompilable(f"it is a {type(func).__name__}, not a function defined with "
+                           "def or lambda")
+    code = func.__code__
+    cached = _analyses.get(code)
+    if cached is None:
+        try:
+            cached = _analyse_code(func)
+        except Uncompilable as exc:
+            cached = exc
+        _analyses[code] = cached
+    if isinstance(cached, Uncompilable):
+        raise cached
+    return cached
+
+
+def _analyse_code(func):
+    code = func.__code__
+    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+        raise Uncompilable("it is a generator or coroutine")
+    filename = code.co_filename
+    lines = linecache.getlines(filename, func.__globals__)
+    if not lines:
+        raise Uncompilable(f"its source cannot be read (defined in {filename})")
+    if func.__name__ == "<lambda>":
+        source = _lambda_source(func, "".join(lines))
+    else:
+        try:
+            block = inspect.getblock(lines[code.co_firstlineno - 1:])
+        except Exception as exc:
+            raise Uncompilable(f"its source cannot be read ({exc})") from None
+        source = textwrap.dedent("".join(block))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as exc:
+            raise Uncompilable(f"its source cannot be parsed ({exc.msg})") from None
+        node = tree.body[0]
+        if not isinstance(node, ast.FunctionDef):
+            raise Uncompilable("its source is not a plain def")
+        text = source.splitlines()
+        source = "\n".join(text[node.lineno - 1:node.end_lineno]) + "\n"
+    name = _def_name(source)
+    table = symtable.symtable(source, "<plain>", "exec")
+    function_table = next(c for c in table.get_children() if c.get_name() == name)
+    free = tuple(sorted(set(function_table.get_globals()) | _nested_globals(function_table)))
+    return _Analysis(name, f"{filename}:{code.co_firstlineno}", source, free)
+
+
+def _nested_globals(table):
+    names = set()
+    for child in table.get_children():
+        names |= set(child.get_globals()) | _nested_globals(child)
+    return names
+
+
+def _def_name(source):
+    return ast.parse(source).body[0].name
+
+
+def _lambda_source(func, file_text):
+    """A ``def`` equivalent to a lambda, found in its file by line and columns."""
+    code = func.__code__
+    try:
+        tree = ast.parse(file_text)
+    except SyntaxError:
+        raise Uncompilable("the file defining the lambda cannot be parsed") from None
+    # Instructions of the body carry (line, end line, column, end column); RESUME and
+    # the final RETURN carry columns (0, 0) and say nothing.
+    spans = [(pos[2], pos[3]) for pos in code.co_positions()
+             if pos[0] == code.co_firstlineno and pos[2] is not None and pos[3] is not None
+             and pos[3] > pos[2]]
+    argnames = code.co_varnames[:code.co_argcount]
+    candidates = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Lambda) and node.lineno <= code.co_firstlineno <= node.end_lineno:
+            if tuple(a.arg for a in node.args.args) != argnames:
+                continue
+            body = node.body
+            if spans and body.lineno == code.co_firstlineno == body.end_lineno and not (
+                    body.col_offset <= min(c for c, _ in spans)
+                    and max(e for _, e in spans) <= body.end_col_offset):
+                continue
+            candidates.append(node)
+    if len(candidates) != 1:
+        raise Uncompilable("the lambda's source cannot be told apart from another on its line")
+    node = candidates[0]
+    name = "lambda_"  # equal lambdas render equally wherever they are written
+    return f"def {name}({ast.unparse(node.args)}):\n    return {ast.unparse(node.body)}\n"
+
+
+# ---- values a rendered function can read ----
+
+def _free_value(func, name):
+    """(found, value) of a free name: closure first, then globals, then builtins."""
+    code = func.__code__
+    if name in code.co_freevars and func.__closure__ is not None:
+        cell = func.__closure__[code.co_freevars.index(name)]
+        try:
+            return True, cell.cell_contents
+        except ValueError:
+            raise Uncompilable(f"its closure variable {name!r} is not set yet") from None
+    if name in func.__globals__:
+        return True, func.__globals__[name]
+    if hasattr(builtins, name):
+        return False, None
+    raise Uncompilable(f"it uses the undefined name {name!r}")
+
+
+def _constant(value):
+    """Literal text of a number, tuple or small array of numbers, or None."""
+    if isinstance(value, (bool, np.bool_, numbers.Real)) and not isinstance(value, complex):
+        return _literal(value)
+    if isinstance(value, (complex, np.complexfloating)):
+        return f"complex({_literal(value.real)}, {_literal(value.imag)})"
+    if isinstance(value, tuple):
+        items = [_constant(v) for v in value]
+        if all(i is not None and not i.startswith("np.") for i in items):
+            return "(" + "".join(i + ", " for i in items) + ")"
+        return None
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.size <= MAX_ARRAY_CONSTANT:
+        dtype = "np.float64" if value.dtype.kind == "f" else "np.int64"
+        if value.dtype.kind == "b":
+            dtype = "np.bool_"
+        flat = ", ".join(_literal(v) for v in value.ravel().tolist())
+        return f"np.array([{flat}], dtype={dtype}).reshape({value.shape!r})"
+    return None
+
+
+def resolve(func, analysis, helpers, seen):
+    """The globals map (registry format) of ``func``'s free names, adding other plain
+    functions it calls to ``helpers``."""
+    resolved = {}
+    for name in analysis.free_names:
+        found, value = _free_value(func, name)
+        if not found:
+            continue
+        if isinstance(value, types.ModuleType):
+            resolved[name] = ("module", value.__name__)
+            continue
+        literal = _constant(value)
+        if literal is not None:
+            resolved[name] = ("const", literal)
+            continue
+        target = getattr(value, "py_func", value)
+        if isinstance(target, types.FunctionType):
+            resolved[name] = ("helper", _helper(target, helpers, seen))
+            continue
+        raise Uncompilable(f"it uses {name!r}, a {type(value).__name__}, which numba cannot "
+                           "take into compiled code (numbers, tuples, small arrays of "
+                           "numbers, modules and plain functions can be)")
+    return resolved
+
+
+def _helper(func, helpers, seen):
+    """Render ``func`` as a helper (once); return its rendered name."""
+    analysis = analyse(func)
+    key = (func.__code__, id(func))
+    if key in seen:
+        return seen[key]
+    digest = hashlib.sha256(analysis.source.encode()).hexdigest()[:10]
+    rendered_name = f"plain_{analysis.name}_{digest}"
+    seen[key] = rendered_name
+    globals_ = resolve(func, analysis, helpers, seen)
+    # Helpers are called by their rendered names: rename those before the registry's
+    # renaming (which only knows modules and constants).
+    calls = {n: v for n, (k, v) in globals_.items() if k == "helper"}
+    source = analysis.source
+    if calls:
+        from .registry import rename_tokens
+
+        source = rename_tokens(source, calls)
+    plain_globals = {n: kv for n, kv in globals_.items() if kv[0] != "helper"}
+    helpers.append(Helper(analysis.name, rendered_name, source, plain_globals))
+    return rendered_name
+
+
+def fingerprint(func, depth=0):
+    """What a rendered ``func`` depends on, cheaply: its code and the current values
+    of the names it reads (functions by their own fingerprint). Equal fingerprints
+    render equal plugins, so the adapter is built once per fingerprint."""
+    analysis = analyse(func)
+    items = []
+    for name in analysis.free_names:
+        found, value = _free_value(getattr(func, "py_func", func), name)
+        if found:
+            items.append((name, _value_print(value, depth)))
+    return (getattr(func, "py_func", func).__code__, tuple(items))
+
+
+def _value_print(value, depth):
+    if isinstance(value, types.ModuleType):
+        return ("module", value.__name__)
+    if isinstance(value, (bool, np.bool_, numbers.Number)):
+        return (type(value).__name__, value)
+    if isinstance(value, tuple):
+        return ("tuple",) + tuple(_value_print(v, depth) for v in value)
+    if isinstance(value, np.ndarray) and value.size <= MAX_ARRAY_CONSTANT:
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    target = getattr(value, "py_func", value)
+    if isinstance(target, types.FunctionType) and depth < 8:
+        try:
+            return ("function", fingerprint(target, depth + 1))
+        except Uncompilable:
+            return ("object", id(value))
+    return ("object", id(value))
+
+
+# ---- args ----
+
+@dataclass(frozen=True)
+class ArgsLayout:
+    """How ``args`` are packed into the parameter vector: one expression per arg."""
+
+    expressions: tuple
+    size: int
+
+
+def pack_args(args):
+    """``(p, layout)``: ``args`` flattened to float64 and the expressions that rebuild
+    each from ``p`` in the compiled adapter."""
+    parts, expressions, k = [], [], 0
+    for i, value in enumerate(() if args is None else args):
+        if isinstance(value, (bool, np.bool_)):
+            parts.append([float(value)])
+            expressions.append(f"(p[{k}] != 0.0)")
+            k += 1
+        elif isinstance(value, numbers.Integral):
+            parts.append([float(value)])
+            expressions.append(f"int(p[{k}])")
+            k += 1
+        elif isinstance(value, numbers.Real):
+            parts.append([float(value)])
+            expressions.append(f"p[{k}]")
+            k += 1
+        elif isinstance(value, numbers.Complex):
+            parts.append([float(value.real), float(value.imag)])
+            expressions.append(f"complex(p[{k}], p[{k + 1}])")
+            k += 2
+        else:
+            arr = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+            if arr is None or arr.dtype.kind not in "biufc" or arr.size == 0:
+                raise Uncompilable(f"args[{i}] is a {type(value).__name__}; numbers and "
+                                   "arrays of numbers can be passed to compiled code")
+            size = arr.size
+            shape = "" if arr.ndim == 1 else f".reshape({arr.shape!r})"
+            if arr.dtype.kind == "c":
+                parts += [arr.real.ravel(), arr.imag.ravel()]
+                expressions.append(f"(p[{k}:{k + size}] + 1j * p[{k + size}:{k + 2 * size}]){shape}")
+                k += 2 * size
+            else:
+                parts.append(arr.astype(float).ravel())
+                cast = {"b": ".astype(np.bool_)", "i": ".astype(np.int64)",
+                        "u": ".astype(np.int64)"}.get(arr.dtype.kind, "")
+                copy = "" if cast else ".copy()"
+                expressions.append(f"p[{k}:{k + size}]{shape}{cast}{copy}")
+                k += size
+    p = np.concatenate([np.asarray(x, dtype=float) for x in parts]) if parts else np.zeros(1)
+    return p, ArgsLayout(tuple(expressions), k)
+
+
+# ---- adapters ----
+
+def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
+    """A plugin (``RhsFunction`` or ``EventFunction``) calling ``func`` as scipy would.
+
+    ``ndim`` is the real state size (``2 m`` for a complex state of ``m`` components);
+    ``output`` the kind of value ``func`` returned on a trial call: ``"sequence"``,
+    ``"scalar"`` or ``"column"`` (an ``(m, 1)`` array from a vectorized function).
+    Raises :class:`Uncompilable` if ``func`` cannot be rendered.
+    """
+    helpers, seen = [], {}
+    callee = _helper(func, helpers, seen)
+    m = ndim // 2 if complex_state else ndim
+    lines = []
+    if complex_state:
+        lines.append(f"ys = np.empty({m}, np.complex128)")
+        lines.append(f"for i in range({m}):")
+        lines.append(f"    ys[i] = complex(y[i], y[i + {m}])")
+    else:
+        lines.append("ys = y")
+    if vectorized:  # scipy hands a vectorized fun a column (the kernel's y is not contiguous-typed)
+        lines.append(f"yc = np.empty(({m}, 1), ys.dtype)")
+        lines.append(f"for i in range({m}):")
+        lines.append("    yc[i, 0] = ys[i]")
+        lines.append("ys = yc")
+    call = f"{callee}(t, ys{''.join(', ' + e for e in layout.expressions)})"
+    if kind == "event":
+        lines.append(f"return {call}" if output == "scalar" else f"return {call}[0]")
+        args, fname = "t, y, p", "plain_event"
+    else:
+        lines.append(f"out = {call}")
+        index = {"sequence": "out[i]", "scalar": "out", "column": "out[i, 0]"}[output]
+        lines.append(f"for i in range({m}):")
+        if complex_state:
+            lines.append(f"    v = {index}")
+            lines.append("    dydt[i] = v.real")
+            lines.append(f"    dydt[i + {m}] = v.imag")
+        else:
+            lines.append(f"    dydt[i] = {index}")
+        args, fname = "t, y, p, dydt", "plain_rhs"
+    body = "".join(f"    {line}\n" for line in lines)
+    source = f"def {fname}({args}):\n{body}"
+    digest = hashlib.sha256(
+        (source + repr([(h.rendered_name, h.source, sorted(h.globals_.items())) for h in helpers])
+         ).encode()).hexdigest()[:16]
+    name = f"{fname}_{digest}"
+    source = source.replace(f"def {fname}(", f"def {name}(", 1)
+    cls = EventFunction if kind == "event" else RhsFunction
+    plugin = cls(name, -1, source, {}, func, describe(func))
+    plugin.helpers = tuple(helpers)
+    plugin.key = digest
+    return plugin
+
+
+def output_kind(value, m, vectorized):
+    """How a trial return value is indexed by the adapter, or None if not as scipy
+    expects (``m`` values, a scalar when ``m == 1``, a column when vectorized)."""
+    if isinstance(value, (list, tuple)):
+        return "sequence" if len(value) == m and all(
+            isinstance(v, (numbers.Number, np.number)) for v in value) else None
+    if isinstance(value, (numbers.Number, np.number)):
+        return "scalar" if m == 1 else None
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return "scalar" if m == 1 else None
+        if vectorized and value.shape == (m, 1):
+            return "column"
+        if value.shape == (m,):
+            return "sequence"
+    return None
