@@ -205,20 +205,26 @@ def rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n):
     rhs(handle, t + h, y_new, p, K[N_STAGES])
 
 
+def error_estimates(K, i):
+    """Component ``i`` of scipy's ``K.T @ E5`` and ``K.T @ E3`` (stages in order)."""
+    e5 = 0.0
+    e3 = 0.0
+    for j in range(N_STAGES + 1):
+        k = K[j, i]
+        if E5[j] != 0.0:
+            e5 += k * E5[j]
+        if E3[j] != 0.0:
+            e3 += k * E3[j]
+    return e5, e3
+
+
 def error_norm(K, h, y, y_new, rtol, atol, n):
     """scipy's ``DOP853._estimate_error_norm`` with ``scale = atol + max(|y|, |y_new|) rtol``."""
     err5_ss = 0.0
     err3_ss = 0.0
     for i in range(n):
         scale = atol[i] + np_maximum(abs(y[i]), abs(y_new[i])) * rtol[i]
-        e5 = 0.0
-        e3 = 0.0
-        for j in range(N_STAGES + 1):
-            k = K[j, i]
-            if E5[j] != 0.0:
-                e5 += k * E5[j]
-            if E3[j] != 0.0:
-                e3 += k * E3[j]
+        e5, e3 = error_estimates(K, i)
         e5 = e5 / scale
         e3 = e3 / scale
         err5_ss += e5 * e5
@@ -244,14 +250,7 @@ def error_norm_complex(K, h, y, y_new, rtol, atol, n, m):
         if i >= m:
             c = i - m
         scale = atol[c] + np_maximum(magnitude(y, c, n, m), magnitude(y_new, c, n, m)) * rtol[c]
-        e5 = 0.0
-        e3 = 0.0
-        for j in range(N_STAGES + 1):
-            k = K[j, i]
-            if E5[j] != 0.0:
-                e5 += k * E5[j]
-            if E3[j] != 0.0:
-                e3 += k * E3[j]
+        e5, e3 = error_estimates(K, i)
         e5 = e5 / scale
         e3 = e3 / scale
         if i < m:
