@@ -368,6 +368,7 @@ BAD_CALLS = {
     "args": dict(args=1.5),
     "terminal": dict(events="bad-terminal"),
     "t_span": dict(t_span=(5.0,)),
+    "fun-not-callable": dict(fun=1.5),
 }
 
 

@@ -248,12 +248,13 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     )
 
 
-def _new_state(n_prob, ndim, k, n_slots, n_stored, n_rows=1):
+def _new_state(n_prob, ndim, k, n_slots, n_stored, n_rows=1, n_interpolants=1):
     """Output/state arrays of a fresh batch: every problem pending, outputs NaN.
 
     ``[fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F,
     y]``, the kernel's arguments after its inputs (``render.KERNEL_LAYOUT``), with
-    ``n_rows`` rows of step record.
+    ``n_rows`` rows of step record and ``n_interpolants`` rows of interpolants (as many
+    as ``n_rows`` with dense output, else 1: the kernel writes none).
     """
     fstate = np.zeros((n_prob, core.FSTATE_SIZE))
     istate = np.zeros((n_prob, core.ISTATE_SIZE), dtype=np.int64)
@@ -266,7 +267,7 @@ def _new_state(n_prob, ndim, k, n_slots, n_stored, n_rows=1):
     y_events = np.full((n_prob, n_slots, n_stored, ndim), np.nan)
     rec_t = np.full((n_prob, n_rows), np.nan)
     rec_y = np.full((n_prob, n_rows, ndim), np.nan)
-    rec_F = np.zeros((n_prob, n_rows, 7, ndim))
+    rec_F = np.zeros((n_prob, n_interpolants, 7, ndim))
     y = np.full((n_prob, ndim), np.nan)
     return [fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F, y]
 

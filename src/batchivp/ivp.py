@@ -75,17 +75,14 @@ def solve_ivp(fun, t_span, y0, method="DOP853", t_eval=None, dense_output=False,
     scipy.integrate._ivp.ivp.OdeResult
         scipy's result object; ``sol`` is a ``scipy.integrate.OdeSolution``.
     """
+    call = dict(fun=fun, t_span=t_span, y0=y0, method=method, t_eval=t_eval,
+                dense_output=dense_output, events=events, vectorized=vectorized, args=args,
+                options=options)
     if not _is_dop853(method):
-        return scipy.integrate.solve_ivp(fun, t_span, y0, method=method, t_eval=t_eval,
-                                         dense_output=dense_output, events=events,
-                                         vectorized=vectorized, args=args, **options)
-    call = dict(fun=fun, t_span=t_span, y0=y0, t_eval=t_eval, dense_output=dense_output,
-                events=events, vectorized=vectorized, args=args, options=options)
+        return _scipy_solve(call)
     problem = _Problem.validate(call, target)
     if problem.empty:  # nothing to integrate: scipy's loop answers at once
-        return scipy.integrate.solve_ivp(fun, t_span, y0, method="DOP853", t_eval=t_eval,
-                                         dense_output=dense_output, events=events,
-                                         vectorized=vectorized, args=args, **options)
+        return _scipy_solve(call)
     if problem.fallback_reason is not None:
         return _scipy_fallback(call, problem.fallback_reason)
     try:
@@ -105,16 +102,21 @@ def _is_dop853(method):
     return method is DOP853
 
 
+def _scipy_solve(call):
+    """The call, as given, solved by ``scipy.integrate.solve_ivp``."""
+    return scipy.integrate.solve_ivp(
+        call["fun"], call["t_span"], call["y0"], method=call["method"], t_eval=call["t_eval"],
+        dense_output=call["dense_output"], events=call["events"],
+        vectorized=call["vectorized"], args=call["args"], **call["options"])
+
+
 def _scipy_fallback(call, reason):
     warnings.warn(
         f"batchivp.solve_ivp cannot compile {plain.describe(call['fun'])}: {reason}; "
         "solving with scipy.integrate.solve_ivp instead (same results, scipy's speed). "
         "Register the function with @batchivp.rhs to see the full error.",
         CompilationWarning, stacklevel=3)
-    return scipy.integrate.solve_ivp(
-        call["fun"], call["t_span"], call["y0"], method="DOP853", t_eval=call["t_eval"],
-        dense_output=call["dense_output"], events=call["events"],
-        vectorized=call["vectorized"], args=call["args"], **call["options"])
+    return _scipy_solve(call)
 
 
 def _compile_error_summary(exc):
@@ -247,7 +249,8 @@ class _Problem:
         icfg[core.IC_RECORD_ROWS] = rows
         _, ecfg = _check_events(self.events)
         inputs = [a[None] for a in (y0, self.p, self.rtol, self.atol, tcfg, t_eval, icfg, ecfg)]
-        state = _new_state(1, n, len(t_eval), ecfg.shape[0], event_rows, rows)
+        state = _new_state(1, n, len(t_eval), ecfg.shape[0], event_rows, rows,
+                           rows if record == core.RECORD_DENSE else 1)
         while True:
             run_kernel(module, self.target, inputs, state)
             istate = state[1]
@@ -255,9 +258,9 @@ class _Problem:
                 return state
             # The step record is full: double it and resume where the problem paused.
             rows *= 2
-            inputs[6] = inputs[6].copy()
-            inputs[6][0, core.IC_RECORD_ROWS] = rows
-            for i in (8, 9, 10):
+            icfg[core.IC_RECORD_ROWS] = rows  # inputs hold a view of icfg
+            # rec_t, rec_y and, with dense output, rec_F (batch._new_state's order).
+            for i in (8, 9, 10) if record == core.RECORD_DENSE else (8, 9):
                 grown = np.zeros((1, rows) + state[i].shape[2:])
                 grown[:, :state[i].shape[1]] = state[i]
                 state[i] = grown
@@ -288,13 +291,17 @@ class _Problem:
         steps_t = rec_t[:n_rec].copy()
         steps_y = self._state(rec_y[:n_rec])
         keep = np.ones(n_rec, dtype=bool)
+        last = 1
         if self.t_eval is None:
             if self.dense_output:
-                # scipy does not append a step that ends where the last one did (a
-                # terminal event at the step's start), and drops its interpolant.
+                # scipy does not append a step that ends where the last appended one did
+                # (a terminal event at the step's start), and drops its interpolant; the
+                # rule applies once a step has been appended after t0.
                 for k in range(2, n_rec):
-                    if steps_t[k] == steps_t[:k][keep[:k]][-1]:
+                    if steps_t[k] == steps_t[last]:
                         keep[k] = False
+                    else:
+                        last = k
             ts = steps_t[keep]
             ys = steps_y[keep].T.copy()
         else:
@@ -361,9 +368,8 @@ def _solve_ivp_target(target):
 
 def _plain_plugin(func, kind, problem, args, layout, vectorized):
     """The cached adapter plugin of a plain callable (trial call on first use)."""
-    if not callable(func):
-        raise TypeError(f"`{'fun' if kind == 'rhs' else 'events'}` must be callable, got "
-                        f"{type(func).__name__}")
+    if not callable(func):  # scipy's first call of it fails with Python's own words
+        raise TypeError(f"'{type(func).__name__}' object is not callable")
     fingerprint = plain.fingerprint(func)
     key = (kind, fingerprint, problem.ndim, problem.complex, bool(vectorized),
            layout.expressions)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import EventFunction, RhsFunction, _literal
+from .registry import EventFunction, RhsFunction, _literal, rename_tokens
 
 MAX_ARRAY_CONSTANT = 4096  # elements of an array global rendered as a literal
 
@@ -244,8 +244,6 @@ def _helper(func, helpers, seen):
     calls = {n: v for n, (k, v) in globals_.items() if k == "helper"}
     source = analysis.source
     if calls:
-        from .registry import rename_tokens
-
         source = rename_tokens(source, calls)
     plain_globals = {n: kv for n, kv in globals_.items() if kv[0] != "helper"}
     helpers.append(Helper(analysis.name, rendered_name, source, plain_globals))

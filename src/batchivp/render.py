@@ -34,7 +34,8 @@ MODULE_PREFIX = "batchivp_generated_"
 # in place: numba cannot size output-only core dimensions, and the host passes
 # exact-dtype contiguous arrays (device arrays on cuda), so the kernel writes into the
 # caller's memory. A batch without events passes event arrays of one slot (e = 1), one
-# without a step record record arrays of one row (r = 1).
+# without a step record record arrays of one row (r = 1), one without dense output an
+# interpolant array of one row (q = 1).
 _KERNEL_SIGNATURE = (
     '"void(float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], '
     'int64[:], int64[:, :], float64[:], int64[:], float64[:], float64[:, :], '
@@ -42,7 +43,7 @@ _KERNEL_SIGNATURE = (
     'float64[:, :, :], float64[:])"'
 )
 KERNEL_LAYOUT = ("(n),(m),(n),(n),(c),(k),(i),(e,d),(s),(j),(n),(n,k),(e),(e),(e,b),(e,b,n),"
-                 "(r),(r,n),(r,w,n)->(n)")
+                 "(r),(r,n),(q,w,n)->(n)")
 _TARGET_STYLE = {
     "python": {"device": "", "kernel": "", "local": "np.empty({shape}, np.{dtype})", "imports": "",
                "helper": ""},
