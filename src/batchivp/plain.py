@@ -25,6 +25,7 @@ import builtins
 import hashlib
 import inspect
 import linecache
+import math
 import numbers
 import symtable
 import textwrap
@@ -376,15 +377,72 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
         args, fname = "t, y, p, dydt", "plain_rhs"
     body = "".join(f"    {line}\n" for line in lines)
     source = f"def {fname}({args}):\n{body}"
+    cls = EventFunction if kind == "event" else RhsFunction
+    return _plugin(cls, fname, source, helpers, func, describe(func))
+
+
+def _plugin(cls, fname, source, helpers, py_func, origin):
+    """A plugin of class ``cls`` whose ``def fname`` in ``source`` calls ``helpers`` by
+    their rendered names; named and keyed by the digest of all that code."""
     digest = hashlib.sha256(
         (source + repr([(h.rendered_name, h.source, sorted(h.globals_.items())) for h in helpers])
          ).encode()).hexdigest()[:16]
     name = f"{fname}_{digest}"
     source = source.replace(f"def {fname}(", f"def {name}(", 1)
-    cls = EventFunction if kind == "event" else RhsFunction
-    plugin = cls(name, -1, source, {}, func, describe(func))
+    plugin = cls(name, -1, source, {}, py_func, origin)
     plugin.helpers = tuple(helpers)
     plugin.key = digest
+    return plugin
+
+
+# ---- plugins composed from plain functions (orbit force models) ----
+
+class ComposedRhs(RhsFunction):
+    """A right-hand side rendered from a source text calling plain functions
+    (:func:`compose`). Pickles as the recipe, so it reaches Dask workers."""
+
+    def __reduce__(self):
+        return (compose, self._recipe)
+
+
+class ComposedEvent(EventFunction):
+    """An event function rendered from a source text calling plain functions
+    (:func:`compose`); ``terminal`` and ``direction`` as for any event."""
+
+    def __reduce__(self):
+        return (_composed_event, (self._recipe, self.terminal, self.direction))
+
+
+def _composed_event(recipe, terminal, direction):
+    return compose(*recipe).with_options(terminal, direction)
+
+
+def compose(kind, source, calls, origin="<composed>"):
+    """A plugin (``"rhs"`` or ``"event"``) from ``source``, one ``def`` with the
+    registry's signature that calls the functions named in ``calls``.
+
+    ``calls`` maps each name the source calls to a plain Python function (rendered as a
+    helper, with what it calls in turn, as for :func:`adapter`) or to a registered
+    :class:`~batchivp.registry.UserFunction` (rendered from its registered source).
+    The helpers must follow the device contract (DESIGN.md, point 1) for the plugin to
+    run on cuda. The result renders on every target; calling it runs ``source`` as
+    Python with the original functions. Raises :class:`Uncompilable` if a callee
+    cannot be rendered.
+    """
+    helpers, seen, mapping = [], {}, {}
+    for name, func in sorted(calls.items()):
+        if isinstance(func, (RhsFunction, EventFunction)):
+            mapping[name] = f"{func.rendered_name}_{func.key[:10]}"
+            helpers.extend(getattr(func, "helpers", ()))
+            helpers.append(Helper(func.name, mapping[name], func.source, func.globals_))
+        else:
+            mapping[name] = _helper(func, helpers, seen)
+    fname = _def_name(source)
+    namespace = {"math": math, **calls}
+    exec(compile(source, origin, "exec"), namespace)
+    cls = ComposedEvent if kind == "event" else ComposedRhs
+    plugin = _plugin(cls, fname, rename_tokens(source, mapping), helpers, namespace[fname], origin)
+    plugin._recipe = (kind, source, dict(calls), origin)
     return plugin
 
 
