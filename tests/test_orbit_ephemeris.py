@@ -162,6 +162,9 @@ def test_scalar_functions_compile_with_numba():
     numba = pytest.importorskip("numba")
     namespace = dict(vars(eph))
     namespace["reduced_angle"] = numba.njit(eph.reduced_angle)
+    for helper in (eph.sun_xyz, eph.moon_xyz):
+        namespace[helper.__name__] = numba.njit(
+            types.FunctionType(helper.__code__, namespace, helper.__name__))
     out_py, out_nb = np.empty(3), np.empty(3)
     for scalar in (eph.sun_position, eph.moon_position):
         compiled = numba.njit(types.FunctionType(scalar.__code__, namespace, scalar.__name__))

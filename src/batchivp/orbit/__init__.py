@@ -1,8 +1,12 @@
-"""Orbit mechanics on top of batchivp: the foundations (issue 5).
+"""Orbit mechanics on top of batchivp: batches of Earth orbits by Cowell's method.
 
-What is here, pure numpy or plain ``math``, with no use of the solver yet:
-
-- :mod:`.constants`: Earth, Sun and Moon constants in km, s, kg (plain floats);
+- :func:`propagate`: ``N`` orbits with two-body gravity plus any combination of
+  force models (:class:`J2`, :class:`J3`, :class:`ExponentialDrag`,
+  :class:`COESA76Drag`, :class:`ThirdBody`, :class:`SolarRadiationPressure`,
+  :class:`UserForce`) and events (:func:`altitude_below`, :func:`node_crossing`,
+  :func:`latitude_crossing`, :func:`umbra`, :func:`penumbra`), on every target;
+- :mod:`.constants`: Earth, Sun and Moon constants in km, s, kg (plain floats;
+  the zonal coefficients are ``constants.J2``, ``constants.J3``);
 - :mod:`.elements`: classical elements <-> state vectors (:func:`coe2rv`,
   :func:`rv2coe`), :func:`period`, and :func:`kepler_propagate`, the analytic
   two-body solution that serves as an oracle for propagation tests;
@@ -13,26 +17,42 @@ What is here, pure numpy or plain ``math``, with no use of the solver yet:
   wrappers;
 - :mod:`.atmosphere`: exponential (Vallado) and USSA76 density tables with scalar
   kernel-ready lookups.
-
-Still to come: ``orbit.propagate`` (batched propagation through ``solve_batch``), the
-force models (J2/J3, drag, third bodies, solar radiation pressure) and the events
-(re-entry, node crossings).
 """
 
 from .atmosphere import coesa76_density, exponential_density
 from .breakup import FragmentCloud, breakup_cloud, fragment_count
-from .constants import (AU, J2, J3, MU_EARTH, MU_MOON, MU_SUN, OMEGA_EARTH, R_EARTH,
+from .constants import (AU, MU_EARTH, MU_MOON, MU_SUN, OMEGA_EARTH, R_EARTH,
                         SOLAR_PRESSURE_1AU)
 from .elements import ClassicalElements, coe2rv, kepler_propagate, period, rv2coe
 from .ephemeris import (j2000_tt_seconds, moon_position, moon_position_array, sun_position,
                         sun_position_array)
+from .events import (altitude_below, altitude_crossing, latitude_crossing, node_crossing,
+                     penumbra, umbra)
+from .forces import (J2, J3, COESA76Drag, ExponentialDrag, Force, SolarRadiationPressure,
+                     ThirdBody, UserForce)
+from .propagate import OrbitResult, force_model, propagate
 
 __all__ = [
     "AU",
-    "ClassicalElements",
-    "FragmentCloud",
+    "COESA76Drag",
+    "ExponentialDrag",
+    "Force",
     "J2",
     "J3",
+    "OrbitResult",
+    "SolarRadiationPressure",
+    "ThirdBody",
+    "UserForce",
+    "altitude_below",
+    "altitude_crossing",
+    "force_model",
+    "latitude_crossing",
+    "node_crossing",
+    "penumbra",
+    "propagate",
+    "umbra",
+    "ClassicalElements",
+    "FragmentCloud",
     "MU_EARTH",
     "MU_MOON",
     "MU_SUN",

@@ -14,7 +14,8 @@ Accuracy: Sun about 0.01 deg and 1e-4 AU [1]_; Moon a few arcmin and about
 500 km [3]_, between 1950 and 2050. Sun series are nominally in UT1; TT - UT1 is
 about a minute, 0.001 deg of solar motion.
 
-The scalar functions :func:`sun_position`, :func:`moon_position` and their helper
+The scalar functions :func:`sun_xyz`, :func:`moon_xyz` (returning a tuple),
+:func:`sun_position`, :func:`moon_position` (writing ``out``) and their helper
 :func:`reduced_angle` follow the core's
 contract (DESIGN.md, point 1: ``math`` only, results written into ``out``, no
 allocation, no ``raise``, no default arguments), so that force models can render them
@@ -55,8 +56,8 @@ def reduced_angle(degrees):
     return (degrees - 360.0 * math.floor(degrees / 360.0)) * DEG
 
 
-def sun_position(t, out):
-    """Geocentric Sun position in EME2000 [km], written to ``out[0:3]``.
+def sun_xyz(t):
+    """Geocentric Sun position in EME2000 [km], as a tuple ``(x, y, z)``.
 
     ``t`` [s] is TT past J2000. Astronomical Almanac series with Vallado's digits
     (Alg. 29): mean longitude, mean anomaly, ecliptic longitude, distance.
@@ -70,13 +71,16 @@ def sun_position(t, out):
     distance = (1.000140612 - 0.016708617 * math.cos(M) - 0.000139589 * math.cos(2.0 * M)) * AU
     x = distance * math.cos(longitude)
     y_ecliptic = distance * math.sin(longitude)
-    out[0] = x
-    out[1] = y_ecliptic * math.cos(OBLIQUITY_J2000)
-    out[2] = y_ecliptic * math.sin(OBLIQUITY_J2000)
+    return (x, y_ecliptic * math.cos(OBLIQUITY_J2000), y_ecliptic * math.sin(OBLIQUITY_J2000))
 
 
-def moon_position(t, out):
-    """Geocentric Moon position in EME2000 [km], written to ``out[0:3]``.
+def sun_position(t, out):
+    """Geocentric Sun position in EME2000 [km], written to ``out[0:3]`` (:func:`sun_xyz`)."""
+    out[0], out[1], out[2] = sun_xyz(t)
+
+
+def moon_xyz(t):
+    """Geocentric Moon position in EME2000 [km], as a tuple ``(x, y, z)``.
 
     ``t`` [s] is TT past J2000. Montenbruck & Gill, Sec. 3.3.2: Brown's theory cut to
     14 terms in longitude, 8 in latitude and 9 in distance.
@@ -113,9 +117,12 @@ def moon_position(t, out):
     z = distance * math.sin(latitude)
     ce = math.cos(OBLIQUITY_J2000)
     se = math.sin(OBLIQUITY_J2000)
-    out[0] = x
-    out[1] = ce * y - se * z
-    out[2] = se * y + ce * z
+    return (x, ce * y - se * z, se * y + ce * z)
+
+
+def moon_position(t, out):
+    """Geocentric Moon position in EME2000 [km], written to ``out[0:3]`` (:func:`moon_xyz`)."""
+    out[0], out[1], out[2] = moon_xyz(t)
 
 
 def _positions(position, t):

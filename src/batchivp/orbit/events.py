@@ -1,0 +1,111 @@
+"""Orbit events for :func:`batchivp.orbit.propagate`: re-entry, nodes, latitudes, shadow.
+
+Each factory returns an event function (a :class:`batchivp.registry.EventFunction`,
+found inside the kernel like any ``@bi.event``) with scipy's ``terminal`` and
+``direction``. Their values are continuous functions of the state whose zeros are the
+events; thresholds are compiled in (each new threshold renders a new module once).
+They read the parameter vector of :func:`~batchivp.orbit.propagate`: ``p[0]`` is the
+epoch (TT seconds past J2000), which the shadow events need for the Sun's position.
+
+Altitudes are above the spherical Earth of radius ``R_EARTH`` (6378.137 km), as in
+the drag models; latitudes are geocentric.
+"""
+
+import math
+
+from ..plain import compose
+from .forces import R_EARTH, altitude_km, conical_angles, sun_xyz
+
+__all__ = ["altitude_below", "altitude_crossing", "latitude_crossing", "node_crossing",
+           "penumbra", "umbra"]
+
+
+def _event(name, body, calls, terminal, direction, role=None):
+    source = f"def {name}(t, y, p):\n" + "".join(f"    {line}\n" for line in body)
+    plugin = compose("event", source, calls, origin=f"<batchivp.orbit.events {name}>")
+    plugin.orbit_role = role
+    return plugin.with_options(terminal, direction)
+
+
+def _finite(value, name):
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+def altitude_crossing(altitude, direction=0.0, terminal=False):
+    """The object crosses ``altitude`` [km] above the spherical Earth.
+
+    ``direction=-1``: descending through it, ``+1`` ascending, ``0`` both.
+    """
+    h = _finite(altitude, "altitude")
+    return _event("altitude_crossing", [f"return altitude_km(y) - {h!r}"],
+                  {"altitude_km": altitude_km}, terminal, direction)
+
+
+def altitude_below(altitude=100.0, terminal=True):
+    """Re-entry: the object descends through ``altitude`` [km] (default 100 km, the
+    Karman line). Terminal by default; :func:`propagate` reports these occurrences as
+    ``reentered`` and ``t_reentry``."""
+    h = _finite(altitude, "altitude")
+    return _event("altitude_below", [f"return altitude_km(y) - {h!r}"],
+                  {"altitude_km": altitude_km}, terminal, -1.0, role="reentry")
+
+
+def node_crossing(direction=0.0, terminal=False):
+    """The object crosses the equatorial plane: ``direction=+1`` at the ascending node
+    (z rising through 0), ``-1`` at the descending node, ``0`` both."""
+    return _event("node_crossing", ["return y[2]"], {}, terminal, direction)
+
+
+def latitude_crossing(latitude, direction=0.0, terminal=False):
+    """The object's geocentric latitude crosses ``latitude`` [deg] (``+1`` northward)."""
+    lat = _finite(latitude, "latitude")
+    if not -90.0 < lat < 90.0:
+        raise ValueError(f"latitude must lie strictly between -90 and 90 degrees, got {lat!r}")
+    s = math.sin(math.radians(lat))
+    return _event("latitude_crossing", [
+        "r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])",
+        f"return y[2] / r - {s!r}",
+    ], {}, terminal, direction)
+
+
+def _shadow_event(name, shadow, direction, terminal, penumbra):
+    if shadow not in ("conical", "cylindrical"):
+        raise ValueError(f"shadow must be 'conical' or 'cylindrical', got {shadow!r}")
+    if shadow == "cylindrical":
+        if penumbra:
+            raise ValueError("the cylindrical shadow has no penumbra; use shadow='conical'")
+        # sqrt(|r|^2 - min(r.s, 0)^2) - R: the distance from the shadow axis behind the
+        # Earth, |r| in front of it (equal where r.s = 0), minus R_EARTH.
+        body = [
+            "sx, sy, sz = sun_xyz(p[0] + t)",
+            "along = (y[0] * sx + y[1] * sy + y[2] * sz) / math.sqrt(sx * sx + sy * sy + sz * sz)",
+            "along = min(along, 0.0)",
+            "return (math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2] - along * along)"
+            f" - {R_EARTH!r})",
+        ]
+        return _event(name, body, {"sun_xyz": sun_xyz}, terminal, direction)
+    limit = "a + b" if penumbra else "b - a"
+    body = [
+        "sx, sy, sz = sun_xyz(p[0] + t)",
+        "a, b, c = conical_angles(y[0], y[1], y[2], sx, sy, sz)",
+        f"return c - ({limit})",
+    ]
+    return _event(name, body, {"sun_xyz": sun_xyz, "conical_angles": conical_angles},
+                  terminal, direction)
+
+
+def umbra(direction=-1.0, terminal=False, shadow="conical"):
+    """Umbra entry (``direction=-1``, the default) or exit (``+1``): the Earth's disc
+    covers the Sun's entirely (conical model: the angle between their centres falls
+    below the difference of their apparent radii; cylindrical: the object passes
+    behind the Earth within R_EARTH of the Earth-Sun line)."""
+    return _shadow_event("umbra", shadow, direction, terminal, penumbra=False)
+
+
+def penumbra(direction=-1.0, terminal=False):
+    """Penumbra entry (``direction=-1``) or exit (``+1``) in the conical shadow model:
+    the Earth's disc starts (stops) covering part of the Sun's."""
+    return _shadow_event("penumbra", "conical", direction, terminal, penumbra=True)

@@ -1,0 +1,242 @@
+"""``orbit.propagate``: batches of Earth orbits by Cowell's method on solve_batch.
+
+The state of each object is ``y = (r, v)`` [km, km/s] in EME2000. The right-hand side
+is rendered from the chosen force models (:mod:`.forces`): the two-body term, then
+each model's acceleration in the order listed. Each combination of models is one
+generated module, compiled once per target and kept in the disk cache.
+
+The parameter vector of every object is ``p = (epoch, q_1, q_2, ...)``: the epoch in
+TT seconds past J2000 (so ``t + p[0]`` is the date for ephemerides), then each
+model's per-object parameters in the order listed. User event functions
+(``@bi.event``) passed in ``events`` read that layout.
+"""
+
+import datetime
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..batch import MESSAGES, solve_batch
+from ..plain import compose
+from .constants import R_EARTH
+from .ephemeris import j2000_tt_seconds
+from .forces import Force, UserForce, per_object_values, two_body_acceleration
+
+DEFAULT_RTOL = 1e-10
+DEFAULT_ATOL = 1e-9  # km and km/s: 1 m and 1 mm/s at most, far below rtol for LEO
+
+
+@dataclass
+class OrbitResult:
+    """Results of :func:`propagate`, arrays over the objects (length ``N``).
+
+    Attributes
+    ----------
+    t : ndarray, shape (k,), or None
+        The ``t_eval`` times [s since the epoch].
+    r, v : ndarray, shape (N, 3, k), or None
+        Position [km] and velocity [km/s] at ``t``; NaN after an object's terminal event.
+    t_final : ndarray, shape (N,)
+        Time each object reached [s]: the end of the span, or its terminal event.
+    r_final, v_final : ndarray, shape (N, 3)
+        State at ``t_final``.
+    status : ndarray of int, shape (N,)
+        0 reached the end, 1 stopped by a terminal event (e.g. re-entry), negative: a
+        failure, see :meth:`message`.
+    reentered : ndarray of bool, shape (N,)
+        The object descended through an :func:`~batchivp.orbit.altitude_below` altitude.
+    t_reentry : ndarray, shape (N,)
+        Time of the first such crossing [s], NaN where none.
+    t_events, y_events : list of ndarray
+        Per event in ``events``, as :class:`batchivp.BatchResult` (NaN padded).
+    n_events : ndarray of int, shape (N, len(events)), or None
+    nfev, nstep : ndarray of int, shape (N,)
+        Right-hand side evaluations and accepted steps.
+    batch : BatchResult
+        The underlying :func:`batchivp.solve_batch` result.
+    """
+
+    t: object
+    r: object
+    v: object
+    t_final: np.ndarray
+    r_final: np.ndarray
+    v_final: np.ndarray
+    status: np.ndarray
+    reentered: np.ndarray
+    t_reentry: np.ndarray
+    t_events: object
+    y_events: object
+    n_events: object
+    nfev: np.ndarray
+    nstep: np.ndarray
+    forces: tuple = ()
+    events: tuple = ()
+    batch: object = field(default=None, repr=False)
+
+    @property
+    def altitude(self):
+        """(N, k) height above the spherical Earth [km] at ``t``."""
+        return np.sqrt(np.sum(self.r * self.r, axis=1)) - R_EARTH
+
+    @property
+    def success(self):
+        """``status >= 0`` per object."""
+        return self.status >= 0
+
+    def message(self, i):
+        """The status message of object ``i``."""
+        return MESSAGES.get(int(self.status[i]), f"unknown status {int(self.status[i])}")
+
+
+def force_model(forces):
+    """The right-hand side (a rendered plugin) of two-body gravity plus ``forces``.
+
+    Returns ``(rhs, n_params)``: the plugin and the length of ``p`` it reads.
+    """
+    forces = _check_forces(forces)
+    lines = ["two_body_acceleration(t, y, p, dydt)"]
+    calls = {"two_body_acceleration": two_body_acceleration}
+    if any(f.uses_date for f in forces):
+        lines.insert(0, "tt = p[0] + t  # TT seconds past J2000")
+    k = 1
+    for i, force in enumerate(forces):
+        m = len(force.parameters)
+        calls[f"force_{i}"] = force.function
+        lines.append(f"force_{i}({'tt' if force.uses_date else 't'}, y, p[{k}:{k + m}], dydt)"
+                     f"  # {force.signature()}")
+        k += m
+    source = "def orbit_rhs(t, y, p, dydt):\n" + "".join(f"    {line}\n" for line in lines)
+    return compose("rhs", source, calls, origin="<batchivp.orbit.propagate>"), k
+
+
+def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0,
+              rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, max_events=None, max_step=math.inf,
+              max_steps=None, target=None, progress=False):
+    """Propagate ``N`` Earth orbits with two-body gravity plus ``forces`` (Cowell).
+
+    Parameters
+    ----------
+    r, v : array_like, shape (N, 3) or (3,)
+        Initial positions [km] and velocities [km/s] in EME2000 (Earth-centred
+        inertial, mean equator and equinox of J2000).
+    t_eval : array_like, shape (k,), optional
+        Times [s since the epoch] at which to report the states (dense output).
+    t_span : (float, float), optional
+        Start and end [s since the epoch]; default ``(0, t_eval[-1])``.
+    forces : sequence of Force
+        Perturbations: :class:`J2`, :class:`J3`, :class:`ExponentialDrag`,
+        :class:`COESA76Drag`, :class:`ThirdBody`, :class:`SolarRadiationPressure`,
+        :class:`UserForce`, in any combination (each combination compiles once).
+    events : sequence of event functions
+        From :mod:`batchivp.orbit.events` (:func:`altitude_below` ...) or
+        ``@bi.event`` functions reading ``p`` as the module docstring describes.
+    epoch : float, datetime.datetime or (N,) array
+        The date at ``t = 0``: TT seconds past J2000, or a naive UTC datetime. Only
+        the Sun and Moon (third bodies, radiation pressure, shadow events) read it.
+    rtol, atol : float or array_like
+        Tolerances, as :func:`batchivp.solve_batch` (``atol`` in km and km/s).
+    max_events, max_step, max_steps, target, progress
+        As :func:`batchivp.solve_batch`.
+
+    Returns
+    -------
+    OrbitResult
+
+    Examples
+    --------
+    >>> from batchivp import orbit
+    >>> r, v = orbit.coe2rv(6778.0, 0.001, 0.9, 0.0, 0.0, 0.0)
+    >>> res = orbit.propagate(r, v, t_eval=[0.0, 3600.0], forces=[orbit.J2()])
+    >>> res.r.shape
+    (1, 3, 2)
+    """
+    r0 = _state_part(r, "r")
+    v0 = _state_part(v, "v")
+    if r0.shape != v0.shape:
+        raise ValueError(f"r and v must have the same shape (N, 3), got {r0.shape} and {v0.shape}")
+    n_obj = r0.shape[0]
+    if np.any(np.sum(r0 * r0, axis=1) == 0.0):
+        raise ValueError("r holds a zero position vector (the centre of the Earth)")
+    if t_span is None:
+        if t_eval is None:
+            raise ValueError("give t_eval (times to report) or t_span=(t0, tf) [s since the epoch]")
+        t_last = np.asarray(t_eval, dtype=float).reshape(-1)
+        if t_last.size == 0:
+            raise ValueError("t_eval is empty")
+        t_span = (0.0, float(t_last[-1]))
+    events = tuple(events) if isinstance(events, (list, tuple)) else (events,)
+    forces = _check_forces(forces)
+    rhs, n_params = force_model(forces)
+    p = np.empty((n_obj, n_params))
+    p[:, 0] = _epoch(epoch, n_obj)
+    k = 1
+    for force in forces:
+        cols = force.columns(n_obj)
+        p[:, k:k + cols.shape[1]] = cols
+        k += cols.shape[1]
+    y0 = np.concatenate([r0, v0], axis=1)
+    res = solve_batch(rhs, t_span, y0, p, t_eval=t_eval, events=events,
+                      max_events=max_events, rtol=rtol, atol=atol, max_step=max_step,
+                      max_steps=max_steps, target=target,
+                      **({"progress": progress} if progress else {}))
+    return _orbit_result(res, forces, events)
+
+
+def _orbit_result(res, forces, events):
+    n_obj = res.status.shape[0]
+    reentered = np.zeros(n_obj, dtype=bool)
+    t_reentry = np.full(n_obj, np.nan)
+    for e, ev in enumerate(events):
+        if getattr(ev, "orbit_role", None) == "reentry":
+            first = res.t_events[e][:, 0]
+            earlier = np.isfinite(first) & ~(t_reentry <= first)
+            t_reentry = np.where(earlier, first, t_reentry)
+            reentered |= res.n_events[:, e] > 0
+    y = res.y
+    return OrbitResult(
+        t=res.t, r=None if y is None else y[:, 0:3, :], v=None if y is None else y[:, 3:6, :],
+        t_final=res.t_final, r_final=res.y_final[:, 0:3], v_final=res.y_final[:, 3:6],
+        status=res.status, reentered=reentered, t_reentry=t_reentry,
+        t_events=res.t_events, y_events=res.y_events, n_events=res.n_events,
+        nfev=res.nfev, nstep=res.nstep, forces=forces, events=events, batch=res)
+
+
+def _check_forces(forces):
+    if isinstance(forces, Force):
+        forces = (forces,)
+    try:
+        forces = tuple(forces)
+    except TypeError:
+        raise TypeError(f"forces must be a list of force models (orbit.J2(), ...), got {forces!r}") from None
+    checked = []
+    for item in forces:
+        if isinstance(item, type) and issubclass(item, Force):
+            raise TypeError(f"forces holds the class {item.__name__}; pass an instance, "
+                            f"{item.__name__}()")
+        if not isinstance(item, Force):
+            if callable(item):
+                item = UserForce(item)
+            else:
+                raise TypeError(f"forces must hold force models (orbit.J2(), orbit.ExponentialDrag(...), "
+                                f"orbit.UserForce(f)), got {item!r}")
+        checked.append(item)
+    return tuple(checked)
+
+
+def _state_part(value, name):
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (N, 3) or (3,), got shape {np.shape(value)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds a non-finite value (NaN or inf)")
+    return arr
+
+
+def _epoch(epoch, n_obj):
+    if isinstance(epoch, datetime.datetime):
+        return np.full(n_obj, j2000_tt_seconds(epoch))
+    return per_object_values(epoch, n_obj, "epoch (TT seconds past J2000, or a UTC datetime)")
