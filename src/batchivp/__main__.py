@@ -1,6 +1,15 @@
-"""Command line: ``python -m batchivp {info,cuda-report}``."""
+"""Command line: ``python -m batchivp {info,cache,bench,cuda-report}`` (or ``batchivp ...``).
+
+- ``info``: version, targets usable here (the GPU's name, or why cuda is not usable),
+  the default target, the cache folder and its size.
+- ``cache`` (``cache info``): the cache folder and its size; ``cache clear [--dry-run]``
+  deletes batchivp's generated modules and numba's cache of them (:mod:`batchivp.cache`).
+- ``bench``: the benchmark suite against scipy (:mod:`batchivp.bench`).
+- ``cuda-report``: the cuda kernel compiled to PTX, registers and spills from ptxas.
+"""
 
 import argparse
+import os
 import sys
 
 
@@ -8,26 +17,80 @@ def _info(args):
     import numba
 
     import batchivp
-    from batchivp import render, targets
+    from batchivp import cache, targets
 
     print(f"batchivp {batchivp.__version__}, numba {numba.__version__}, Python {sys.version.split()[0]}")
-    print(f"default target: {targets.resolve_target(None)} "
-          f"({targets.ENV_VAR}={targets.os.environ.get(targets.ENV_VAR, '(unset: auto)')})")
     reason = targets.cuda_unusable_reason()
-    print(f"cuda: {'usable' if reason is None else 'not usable: ' + reason}")
-    print(f"cache folder: {render.cache_dir()}")
+    usable = ["cpu", "parallel"] + (["cuda"] if reason is None else [])
+    print(f"targets usable here: {', '.join(usable)} ({os.cpu_count()} cores, "
+          f"{numba.config.NUMBA_NUM_THREADS} numba threads)")
+    if reason is not None:
+        print(f"cuda: not usable: {reason}")
+    elif targets.simulator_enabled():
+        print("cuda: usable, the CUDA simulator (NUMBA_ENABLE_CUDASIM=1): no GPU, no speed")
+    else:
+        print(f"cuda: usable, GPU: {_gpu_name()}")
+    try:
+        default = targets.resolve_target(None)
+    except (ValueError, RuntimeError) as exc:
+        default = f"none: {exc}"
+    print(f"default target: {default} "
+          f"({targets.ENV_VAR}={os.environ.get(targets.ENV_VAR, '(unset: auto)')})")
+    print(cache.cache_usage().summary())
     return 0
 
 
-def _cuda_report(args):
-    from batchivp import cuda_support, models
+def _gpu_name():
+    try:
+        from numba import cuda
 
-    cases = [("no events", ()),
-             ("one terminal event, models.radius_crossing", (models.radius_crossing.with_options(True, -1),))]
-    for label, events in cases:
-        ptx = cuda_support.kernel_ptx(6, [models.two_body], events)
+        name = cuda.get_current_device().name
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception as exc:  # a driver can fail here after is_available() said yes
+        return f"(unknown: {exc})"
+
+
+def _cache(args):
+    from batchivp import cache
+
+    if args.action != "clear":
+        print(cache.cache_usage().summary())
+        return 0
+    usage = cache.clear_cache(dry_run=args.dry_run)
+    if args.dry_run:
+        for path in usage.files:
+            print(path)
+    verb = "would free" if args.dry_run else "freed"
+    print(f"{verb} {cache.format_bytes(usage.nbytes)}: {len(usage.modules):,} generated modules, "
+          f"{len(usage.numba_files):,} numba cache files, {len(usage.other_files):,} other files "
+          f"in {usage.folder}")
+    return 0
+
+
+def _bench(args):
+    from batchivp.bench import runner
+
+    return runner.run(args)
+
+
+def _cuda_report(args):
+    from batchivp import cuda_support, models, orbit
+
+    orbit_rhs, _ = orbit.force_model([
+        orbit.J2(), orbit.J3(), orbit.ExponentialDrag(), orbit.ThirdBody("sun"),
+        orbit.ThirdBody("moon"), orbit.SolarRadiationPressure(shadow="conical")])
+    orbit_events = (orbit.altitude_below(100.0), orbit.node_crossing(), orbit.umbra())
+    cases = [
+        ("models.two_body, no events", [models.two_body], ()),
+        ("models.two_body, one terminal event (models.radius_crossing)", [models.two_body],
+         (models.radius_crossing.with_options(True, -1),)),
+        ("orbit: J2, J3, exponential drag, Sun, Moon, SRP (conical shadow); events "
+         "altitude_below, node_crossing, umbra", [orbit_rhs], orbit_events),
+    ]
+    for label, functions, events in cases:
+        ptx = cuda_support.kernel_ptx(6, functions, events)
         report = cuda_support.ptxas_report(ptx)
-        print(f"DOP853 kernel (models.two_body, n = 6, {label}), "
+        print(f"DOP853 kernel ({label}; n = 6), "
               f"ptxas -arch={cuda_support.PTXAS_ARCH}, PTX for cc {cuda_support.PTX_CC}:")
         print(f"  registers:   {report['registers']}")
         print(f"  stack frame: {report['stack_frame']} bytes")
@@ -39,9 +102,25 @@ def _cuda_report(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="batchivp", description=__doc__)
+    parser = argparse.ArgumentParser(prog="batchivp", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="version, targets usable here, cache folder").set_defaults(run=_info)
+    sub.add_parser("info", help="version, targets usable here, cache folder and size").set_defaults(run=_info)
+    cache = sub.add_parser("cache", help="the cache folder's size (cache info), or clear it")
+    cache.set_defaults(run=_cache, action="info", dry_run=False)
+    cache_sub = cache.add_subparsers(dest="action")
+    cache_sub.add_parser("info", help="the cache folder and its size")
+    clear = cache_sub.add_parser("clear", help="delete the generated modules and numba's cache "
+                                 "files of them (nothing else in the folder)")
+    clear.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
+    bench_help = "the benchmark suite: scipy's DOP853 against each target"
+    bench = sub.add_parser("bench", help=bench_help, description=bench_help + " (batchivp.bench)")
+    bench.set_defaults(run=_bench)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its options need the suite (numpy, scipy, the cases): only then
+        from batchivp.bench import runner
+
+        runner.add_arguments(bench)
     report = sub.add_parser("cuda-report", help="compile the cuda kernel to PTX (no GPU needed) "
                             "and print registers, stack frame and spills from ptxas")
     report.add_argument("-v", "--verbose", action="store_true", help="print ptxas's own lines")

@@ -1,0 +1,244 @@
+"""Benchmark: a Python loop of scipy's DOP853 against batchivp's targets, in one run.
+
+Run: ``batchivp bench --cases kepler,kepler+ev,lorenz``, or
+``.venv/bin/python benchmarks/bench_batch.py`` (``--quick``: small and CI-sized;
+``--json PATH`` keeps the numbers, ``--plot PATH`` draws them). Cases: Kepler, 256
+near-circular Earth orbits for one day at rtol = atol = 1e-10; Lorenz, 4096 values of
+rho evenly spaced in [0, 21] (sigma = 10, beta = 8/3, per problem in ``params``) from
+(1, 1, 1) over t in [0, 1] at rtol = atol = 1e-8; Kepler+events, the Kepler batch with
+two terminal radius events that never fire on those orbits (falling below 3,000 km,
+rising above 100,000 km; the perigees lie above 5,900 km), for the cost of events when
+none fires (the limit: 25% over the batch without events). For each case it times the
+scipy baseline (``solve_ivp(method="DOP853")`` once per problem, calling the same
+registered Python right-hand side through a small wrapper, so the arithmetic is
+identical) and every available target (``cpu``, ``parallel``, ``cuda`` when a real GPU
+is usable; never the CUDA simulator). For Lorenz scipy runs on an evenly spread sample
+of ``--scipy-sample`` problems and its time is extrapolated linearly to the whole batch
+(marked ``*``). ``--quick``: 32 orbits and 256 Lorenz problems (64 for scipy), repeat 1.
+
+Reading the table:
+
+- ``compile/load``: the first call of a target, on a 2-problem batch: rendering and
+  compiling the kernel, or loading it from numba's disk cache. Not part of ``time``.
+- ``time``: the full batch, best of ``--repeat`` calls, compiled kernel in memory.
+- ``steps/s``, ``RHS evals/s``: accepted steps and right-hand side evaluations over
+  the whole batch per second of ``time``.
+- ``vs scipy``: scipy loop time / engine time (higher is better). ``parallel/cpu``
+  is cpu time / parallel time; with ``c`` cores the ideal is about ``c``.
+
+Correctness is checked on the problems scipy ran: every problem's ``nfev`` must equal
+scipy's (the run exits with status 1 otherwise), and ``max rel dy`` is the largest
+``max|y_final - y_scipy| / max|y_scipy|`` over those problems (round-off, ~1e-10 or
+smaller). The timings are only reported, never asserted.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+import batchivp as bi
+from batchivp import models
+
+from .registry import register
+
+MU_EARTH = 398600.4418  # km^3/s^2
+R_EARTH = 6378.137  # km
+
+
+kepler = models.two_body
+lorenz = models.lorenz
+EVENTS_OVERHEAD_LIMIT = 1.25
+
+
+@bi.event(terminal=True, direction=-1)
+def bench_radius_below(t, y, p):
+    """Radius minus 3,000 km (an altitude event, as re-entry, that these orbits never reach)."""
+    return math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2]) - 3000.0
+
+
+@bi.event(terminal=True, direction=1)
+def bench_escape(t, y, p):
+    """Radius minus 100,000 km."""
+    return math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2]) - 100000.0
+
+
+@dataclass
+class BatchCase:
+    """One batch: its problems, tolerance, events, and the problems the scipy loop runs."""
+
+    name: str
+    fun: bi.RhsFunction
+    t_span: tuple
+    y0: np.ndarray  # (N, n)
+    params: np.ndarray  # (N, m)
+    tol: float
+    scipy_idx: np.ndarray  # problems the scipy loop runs
+    events: tuple = ()
+
+
+def random_orbits(n, seed=1):
+    """Near-circular orbits, 300-1500 km altitude, random planes (as examples/kepler_batch.py)."""
+    rng = np.random.default_rng(seed)
+    radius = R_EARTH + rng.uniform(300.0, 1500.0, n)
+    speed = np.sqrt(MU_EARTH / radius) * rng.uniform(0.97, 1.03, n)
+    inc = rng.uniform(0.0, math.pi, n)
+    raan = rng.uniform(0.0, 2 * math.pi, n)
+    return np.stack([radius * np.cos(raan), radius * np.sin(raan), np.zeros(n),
+                     -speed * np.sin(raan) * np.cos(inc), speed * np.cos(raan) * np.cos(inc),
+                     speed * np.sin(inc)], axis=1)
+
+
+def sample_indices(n, k):
+    """``k`` problem indices spread evenly over ``range(n)`` (all of them if k >= n)."""
+    return np.arange(n) if k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
+def kepler_case(config, name="kepler", events=(), scipy_share=1):
+    """The Kepler batch (32 orbits with ``config.quick``, else 256), the scipy loop on
+    one problem in ``scipy_share`` (at least 2)."""
+    n_orbits = 32 if config.quick else 256
+    params = np.full((n_orbits, 1), MU_EARTH)
+    return BatchCase(name, kepler, (0.0, 86400.0), random_orbits(n_orbits), params, 1e-10,
+                sample_indices(n_orbits, max(2, n_orbits // scipy_share)), events)
+
+
+def lorenz_case(config):
+    n_lorenz = 256 if config.quick else 4096
+    rho = np.linspace(0.0, 21.0, n_lorenz)
+    lor_p = np.stack([np.full(n_lorenz, 10.0), rho, np.full(n_lorenz, 8.0 / 3.0)], axis=1)
+    scipy_sample = config.scipy_sample or (64 if config.quick else 256)
+    return BatchCase("lorenz", lorenz, (0.0, 1.0), np.ones((n_lorenz, 3)), lor_p, 1e-8,
+                sample_indices(n_lorenz, scipy_sample))
+
+
+def scipy_event(ev, p):
+    """A registered event as scipy's ``event(t, y)`` with ``terminal``/``direction``."""
+    func = getattr(ev, "__wrapped__", ev)
+
+    def event(t, y):
+        return func(t, y, p)
+
+    event.terminal, event.direction = ev.terminal, ev.direction
+    return event
+
+
+def run_scipy(case):
+    """The scipy loop over ``case.scipy_idx``: time, nfev, accepted steps, final states."""
+    func = getattr(case.fun, "__wrapped__", case.fun)
+    n = case.y0.shape[1]
+    nfev, nstep, y_final = [], [], []
+    start = time.perf_counter()
+    for i in case.scipy_idx:
+        p = case.params[i]
+
+        def wrapper(t, y, p=p):
+            d = np.empty(n)
+            func(t, y, p, d)
+            return d
+
+        events = [scipy_event(ev, p) for ev in case.events] or None
+        sol = solve_ivp(wrapper, case.t_span, case.y0[i], method="DOP853",
+                        rtol=case.tol, atol=case.tol, events=events)
+        if sol.status < 0:  # loud but not fatal: the nfev check shows its effect
+            print(f"!!! scipy failed on {case.name} problem {i}: {sol.message}")
+        nfev.append(sol.nfev)
+        nstep.append(len(sol.t) - 1)
+        y_final.append(sol.y[:, -1])
+    elapsed = time.perf_counter() - start
+    return elapsed, np.array(nfev), np.array(nstep), np.array(y_final)
+
+
+def run_target(case, target, repeat):
+    """(compile/load seconds, best full-batch seconds, last result) on one target."""
+    def solve(sl):
+        return bi.solve_batch(case.fun, case.t_span, case.y0[sl], case.params[sl],
+                              rtol=case.tol, atol=case.tol, target=target, events=case.events)
+    start = time.perf_counter()
+    solve(slice(0, 2))
+    compile_s = time.perf_counter() - start
+    best, res = math.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        res = solve(slice(None))
+        best = min(best, time.perf_counter() - start)
+    return compile_s, best, res
+
+
+def check_against_scipy(case, res, ref_nfev, ref_y):
+    """(nfev-equal count, max relative final-state difference); prints mismatches loudly."""
+    idx = case.scipy_idx
+    nfev = res.nfev[idx]
+    bad = np.flatnonzero(nfev != ref_nfev)
+    if bad.size:
+        print(f"!!! NFEV MISMATCH {case.name}/{res.target} on {bad.size} of {len(idx)} problems; "
+              "first ones (problem: batchivp vs scipy): "
+              + ", ".join(f"{idx[j]}: {nfev[j]} vs {ref_nfev[j]}" for j in bad[:10]))
+    failed = np.flatnonzero(res.status < 0)  # 1: a terminal event (e.g. a re-entry)
+    if failed.size:
+        print(f"!!! {case.name}/{res.target}: {failed.size} problems failed (status < 0), "
+              f"first {failed[0]}: {res.message(failed[0])}")
+    scale = np.maximum(np.abs(ref_y).max(axis=1), np.finfo(float).tiny)
+    rel = np.abs(res.y_final[idx] - ref_y).max(axis=1) / scale
+    return len(idx) - len(bad), float(rel.max())
+
+
+def bench_case(case, engines, repeat):
+    """Rows of the table for one case (scipy first); the scipy row holds the reference."""
+    print(f"\n[{case.name}] {len(case.y0)} problems, scipy loop on {len(case.scipy_idx)}", flush=True)
+    sp_time, sp_nfev, sp_nstep, sp_y = run_scipy(case)
+    scale = len(case.y0) / len(case.scipy_idx)
+    scipy_row = {"case": case.name, "engine": "scipy loop", "n": len(case.y0),
+                 "compile_s": None, "time_s": sp_time * scale, "extrapolated": scale != 1,
+                 "scipy_problems": len(case.scipy_idx), "measured_s": sp_time,
+                 "steps_per_s": sp_nstep.sum() / sp_time, "fevals_per_s": sp_nfev.sum() / sp_time,
+                 "speedup": 1.0}
+    rows = [scipy_row]
+    for target in engines:
+        print(f"[{case.name}] {target} ...", flush=True)
+        compile_s, best, res = run_target(case, target, repeat)
+        equal, rel = check_against_scipy(case, res, sp_nfev, sp_y)
+        rows.append({"case": case.name, "engine": target, "n": len(case.y0),
+                     "compile_s": compile_s, "time_s": best, "extrapolated": False,
+                     "steps_per_s": int(res.nstep.sum()) / best,
+                     "fevals_per_s": int(res.nfev.sum()) / best,
+                     "speedup": scipy_row["time_s"] / best,
+                     "nfev_equal": equal, "nfev_checked": len(case.scipy_idx),
+                     "max_rel_dy": rel})
+    return rows
+
+
+def default_repeat(config):
+    return config.repeat or (1 if config.quick else 3)
+
+
+@register("kepler")
+def run_kepler(config):
+    return bench_case(kepler_case(config), config.targets, default_repeat(config))
+
+
+def events_overhead(rows):
+    """Per target, the time of the batch with events over the same batch without."""
+    by_key = {(r["case"], r["engine"]): r for r in rows}
+    lines = []
+    for (case, engine), r in by_key.items():
+        plain = by_key.get(("kepler", engine))
+        if case == "kepler+ev" and engine != "scipy loop" and plain:
+            ratio = r["time_s"] / plain["time_s"]
+            verdict = "within" if ratio <= EVENTS_OVERHEAD_LIMIT else "OVER"
+            lines.append(f"events overhead on {engine}: kepler+ev / kepler = {ratio:.3f} "
+                         f"({verdict} the {EVENTS_OVERHEAD_LIMIT:.2f} limit; no event fires)")
+    return lines
+
+
+@register("kepler+ev", notes=events_overhead)
+def run_kepler_events(config):
+    case = kepler_case(config, "kepler+ev", (bench_radius_below, bench_escape), scipy_share=4)
+    return bench_case(case, config.targets, default_repeat(config))
+
+
+@register("lorenz", quick=True)
+def run_lorenz(config):
+    return bench_case(lorenz_case(config), config.targets, default_repeat(config))
