@@ -38,6 +38,8 @@ def fake_cache(folder):
     ours = {folder / f"{MODULE}.py": 3000,
             pycache / f"{MODULE}.kernel-120.py311.nbi": 700,
             pycache / f"{MODULE}.kernel-120.py311.1.nbc": 5000,
+            pycache / f"guf-{MODULE}.dop853_kernel-5.py311.nbi": 300,  # a gufunc wrapper
+            folder / f"{MODULE}.lock": 0,  # render's compile lock
             folder / f"{MODULE}k2h1x9.tmp": 10}  # a write cut short (render._write_once)
     others = [folder / "notes.txt", folder / "mymodule.py", pycache / "mymodule.cpython-311.pyc",
               folder / "sub" / f"{MODULE}.py"]  # not batchivp's folder: left alone
@@ -80,12 +82,12 @@ def test_info_reports_targets_and_cache_size(tmp_path, env):
     # Only batchivp's files count: the others are 100,000 bytes each.
     assert line_starting(out, "cache folder: ") == (
         f"cache folder: {tmp_path}: {cache.format_bytes(sum(ours.values()))} "
-        "(1 generated modules, 2 numba cache files, 1 other files)")
+        "(1 generated modules, 3 numba cache files, 2 other files)")
 
 
 def test_cache_clear_removes_only_batchivp_files(tmp_path):
     ours, others = fake_cache(tmp_path)
-    freed = f"{cache.format_bytes(sum(ours.values()))}: 1 generated modules, 2 numba cache files"
+    freed = f"{cache.format_bytes(sum(ours.values()))}: 1 generated modules, 3 numba cache files"
 
     dry = run_cli(["cache", "clear", "--dry-run"], tmp_path)
     assert dry.returncode == 0, dry.stderr
@@ -95,7 +97,7 @@ def test_cache_clear_removes_only_batchivp_files(tmp_path):
 
     done = run_cli(["cache", "clear"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [f"freed {freed}, 1 other files in {tmp_path}"]
+    assert done.stdout.splitlines() == [f"freed {freed}, 2 other files in {tmp_path}"]
     assert not any(p.exists() for p in ours)
     assert all(p.exists() for p in others)
 

@@ -2,7 +2,9 @@
 
 The host validates and broadcasts the inputs (a ``ValueError`` naming the argument,
 before anything compiles), renders/loads the generated module for the target, and
-runs the kernel in resumable chunks until every problem has a final status.
+runs the kernel in resumable chunks until every problem has a final status, or until
+Ctrl-C (``host_loop.py``). Dask arrays go to ``dask_batch.py``: one task per block of
+problems, each solved here.
 """
 
 import warnings
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import render, targets
+from . import dask_batch, host_loop, render, targets
 from .core import dop853 as core
 from .core import events as core_events
 from .registry import EventFunction, RhsFunction
@@ -25,8 +27,8 @@ MESSAGES = {
     core.STATUS_BUDGET: "The step budget (max_steps) was exhausted before the end of the interval.",
     core.STATUS_BUFFER: "An output buffer was too small (see the warning for the size needed).",
     core.STATUS_EVENT_NONFINITE: "An event function returned a non-finite value (NaN or inf).",
-    core.STATUS_RUNNING: "Integration stopped before the end of the interval; it can be resumed.",
-    core.STATUS_PENDING: "Integration was not started.",
+    core.STATUS_RUNNING: "Integration stopped before the end of the interval (interrupted).",
+    core.STATUS_PENDING: "Integration was not started (interrupted).",
     core.STATUS_PAUSED: "Integration paused because its step record is full; it can be resumed.",
 }
 
@@ -51,7 +53,8 @@ class BatchResult:
     status : ndarray of int, shape (N,)
         0 reached the end, 1 stopped by a terminal event, -1 step size too small, -2
         non-finite right-hand side, -3 step budget exhausted, -5 non-finite event
-        function; see :meth:`message`.
+        function; after Ctrl-C (see :attr:`interrupted`) 2 stopped mid-way, 3 not
+        started. See :meth:`message`.
     nfev, nstep, nreject : ndarray of int, shape (N,)
         Right-hand side evaluations (scipy's ``nfev``), accepted and rejected steps.
     target : str
@@ -64,6 +67,15 @@ class BatchResult:
     n_events : ndarray of int, shape (N, len(events)), or None
         Occurrences per problem and event. Larger than ``max_events`` when the buffers
         overflowed: the first ``max_events`` are kept (see :attr:`events_overflowed`).
+    interrupted : bool
+        Ctrl-C stopped the batch before every problem finished. The finished problems
+        are complete (bitwise what an uninterrupted run gives); the others have status 2
+        (stopped mid-way: ``t_final``, ``y_final``, ``y`` and the events hold what was
+        reached, NaN in ``y`` beyond it) or 3 (not started: ``t_final = t0``,
+        ``y_final = y0``), and ``nfev``, ``nstep``, ``nreject`` count what was done.
+
+    With Dask arrays as inputs the arrays are lazy Dask arrays, one block per block of
+    problems; :meth:`compute` computes them all at once (each block is solved once).
     """
 
     t: object
@@ -79,11 +91,13 @@ class BatchResult:
     y_events: object = None
     n_events: object = None
     extra: dict = field(default_factory=dict, repr=False)
+    interrupted: bool = False
 
     @property
     def success(self):
-        """``status >= 0`` per problem."""
-        return self.status >= 0
+        """Per problem: it finished at the end of its span or at a terminal event
+        (status 0 or 1), as scipy's ``status >= 0``."""
+        return (self.status == core.STATUS_FINISHED) | (self.status == core.STATUS_EVENT)
 
     @property
     def events_overflowed(self):
@@ -101,10 +115,15 @@ class BatchResult:
     def __len__(self):
         return len(self.status)
 
+    def compute(self, **kwargs):
+        """This result with its Dask arrays computed together, in one ``dask.compute``
+        (``kwargs`` go to it, e.g. ``scheduler=``); the result itself without Dask."""
+        return dask_batch.compute_result(self, **kwargs)
+
 
 def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_events=None,
                 rtol=1e-3, atol=1e-6, first_step=None, max_step=np.inf, max_steps=None,
-                fun_index=None, target=None, chunk_steps=None):
+                fun_index=None, target=None, chunk_steps=None, progress=False):
     """Solve ``N`` independent IVPs ``y' = fun(t, y, p)`` with DOP853 in one call.
 
     Each problem takes exactly the steps scipy's ``solve_ivp(method="DOP853")`` takes
@@ -146,23 +165,52 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         ``"cpu"``, ``"parallel"``, ``"cuda"`` or ``"auto"``; default ``BATCHIVP_TARGET``.
     chunk_steps : None or int
         Steps per kernel call before control returns to the host (the batch resumes
-        until done); ``None`` runs each problem to the end in one call.
+        until done). ``None`` (default) chooses: in the main thread, or with
+        ``progress``, the host sizes each call (rows and steps) to take about 0.5 s
+        from the measured speed, so that Ctrl-C and the bar are served between calls
+        (a batch of up to about 65,000 steps in all still runs in one call; for larger
+        ones the extra calls cost about 1% of the run time); elsewhere (e.g. a Dask
+        worker thread) each problem runs to the end in one call.
+    progress : bool
+        Show a tqdm bar (on stderr) of the simulated time covered: the sum over the
+        problems of ``|t - t0|``, a finished problem counting its whole span, over the
+        sum of ``|tf - t0|``, with the number of problems finished. Ignored for Dask
+        arrays: their blocks are solved when computed (use Dask's progress bars).
 
     Returns
     -------
     BatchResult
+        With Dask arrays among ``y0``, ``t_span``, ``params``, ``t_eval``, ``rtol``,
+        ``atol``, ``first_step``, ``max_step``, ``fun_index``, a lazy result: its arrays
+        are Dask arrays chunked along the batch axis as ``y0`` (or the first of them
+        that is per problem), one task per block solving it with this function (so
+        each problem's result is bitwise that of a local solve). Shapes and dtypes are
+        checked at once; values (NaN in ``y0``, ...) when a block is computed.
+
+    Notes
+    -----
+    Ctrl-C (SIGINT) while the kernel runs in the main thread does not raise
+    ``KeyboardInterrupt``: the batch stops after the current call (within about a
+    second; numba code cannot be interrupted inside a call) and the result is
+    returned with ``interrupted=True`` and a ``RuntimeWarning``; see
+    :class:`BatchResult`. A SIGINT handler of your own (other than Python's default)
+    is left in charge.
     """
+    progress = _check_progress(progress)
+    per_problem = dict(y0=y0, t_span=t_span, params=params, t_eval=t_eval, rtol=rtol,
+                       atol=atol, first_step=first_step, max_step=max_step,
+                       fun_index=fun_index)
+    if dask_batch.any_dask(per_problem.values()):
+        return dask_batch.solve_batch_dask(
+            solve_batch, fun, per_problem, dict(events=events, max_events=max_events,
+                                                max_steps=max_steps, target=target,
+                                                chunk_steps=chunk_steps))
     target = targets.resolve_target(target)
     functions, handles = _check_fun(fun, fun_index)
     event_slots, ecfg_row = _check_events(events)
     n_stored = _positive_int(max_events, "max_events", DEFAULT_MAX_EVENTS)
     y0 = _as_float_array(y0, "y0")
-    if y0.ndim != 2:
-        raise ValueError(f"y0 must have shape (N, n) (one row per problem), got shape {y0.shape}; "
-                         "for a single problem pass y0[None, :]")
-    n_prob, ndim = y0.shape
-    if n_prob == 0 or ndim == 0:
-        raise ValueError(f"y0 must hold at least one problem of at least one component, got shape {y0.shape}")
+    n_prob, ndim = _check_y0_shape(y0.shape)
     _check_finite(y0, "y0")
     if handles.shape[0] not in (1, n_prob):
         raise ValueError(f"fun_index must have shape ({n_prob},), got {handles.shape}")
@@ -222,8 +270,18 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     module = render.load_module(target, ndim, functions, event_slots)
     inputs = [y0, p, rtol_a, atol_a, tcfg, t_eval_a, icfg, ecfg]
     state = _new_state(n_prob, ndim, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored)
-    run_kernel(module, target, inputs, state)
+    interruptible = host_loop.sigint_interceptable()
+    interrupted = host_loop.run_kernel(
+        module, target, inputs, state, progress=progress, interruptible=interruptible,
+        adaptive=chunk_steps is None and (progress or interruptible), spans=span)
     fstate, istate, f, yout, g, n_events, t_events, y_events, *_, y = state
+    status = istate[:, core.IS_STATUS].copy()
+    t_final = fstate[:, core.FS_T].copy()
+    not_started = status == core.STATUS_PENDING
+    t_final[not_started] = t0[not_started]
+    y[not_started] = y0[not_started]
+    if interrupted:
+        _warn_interrupted(status)
 
     event_results = {}
     if event_slots:
@@ -237,13 +295,14 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     return BatchResult(
         t=None if t_eval is None else _t_eval_out(t_eval),
         y=None if t_eval is None else yout,
-        t_final=fstate[:, core.FS_T].copy(),
+        t_final=t_final,
         y_final=y,
-        status=istate[:, core.IS_STATUS].copy(),
+        status=status,
         nfev=istate[:, core.IS_NFEV].copy(),
         nstep=istate[:, core.IS_NSTEP].copy(),
         nreject=istate[:, core.IS_NREJECT].copy(),
         target=target,
+        interrupted=interrupted,
         **event_results,
     )
 
@@ -272,6 +331,27 @@ def _new_state(n_prob, ndim, k, n_slots, n_stored, n_rows=1, n_interpolants=1):
     return [fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F, y]
 
 
+def _warn_interrupted(status):
+    open_rows = host_loop.unfinished(status)
+    if not open_rows.any():
+        warnings.warn("solve_batch was interrupted (Ctrl-C) when every problem had "
+                      "finished; the result is complete.", RuntimeWarning, stacklevel=3)
+        return
+    warnings.warn(
+        f"solve_batch was interrupted (Ctrl-C): {int(open_rows.sum())} of {len(status)} "
+        f"problems did not finish ({int(np.sum(status == core.STATUS_RUNNING))} stopped "
+        f"mid-way, status {core.STATUS_RUNNING}; {int(np.sum(status == core.STATUS_PENDING))} "
+        f"not started, status {core.STATUS_PENDING}); their t_final, y_final and y hold "
+        "where they stopped. The finished problems are complete.",
+        RuntimeWarning, stacklevel=3)
+
+
+def _check_progress(progress):
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
+    return bool(progress)
+
+
 def _warn_overflow(n_events, n_stored):
     """Warn once if any problem had more occurrences of an event than are stored."""
     over = np.any(n_events > n_stored, axis=1)
@@ -281,51 +361,6 @@ def _warn_overflow(n_events, n_stored):
             f"max_events={n_stored} holds; the first {n_stored} of each are kept and "
             f"n_events has the full counts. Pass max_events={int(n_events.max())} to keep "
             "them all.", RuntimeWarning, stacklevel=3)
-
-
-def run_kernel(module, target, inputs, state):
-    """Run the kernel until no problem is left pending or running (resuming chunks).
-
-    ``inputs`` are full-size (possibly broadcast) host arrays; ``state`` is the list of
-    :func:`_new_state` of a batch, updated in place.
-    """
-    # NaN/inf inside a problem is that problem's status, not a floating-point warning.
-    with np.errstate(all="ignore"):
-        _run_chunks(module, target, inputs, state)
-
-
-def _run_chunks(module, target, inputs, state):
-    istate = state[1]
-    if target == "python":
-        for i in range(istate.shape[0]):
-            while istate[i, core.IS_STATUS] in (core.STATUS_PENDING, core.STATUS_RUNNING):
-                module.dop853_kernel(*(a[i] for a in inputs), *(a[i] for a in state))
-        return
-    if target == "cuda":
-        _run_cuda(module, inputs, state)
-        return
-    # A problem whose chunk ended is resumed; finished ones return at once.
-    while True:
-        module.dop853_kernel(*inputs, *state[:-1], state[-1])
-        if not np.any(istate[:, core.IS_STATUS] == core.STATUS_RUNNING):
-            return
-
-
-def _run_cuda(module, inputs, state):
-    from numba import cuda
-
-    # Workaround: the cuda gufunc cannot broadcast inputs (and the simulator fails on
-    # it), so every input goes to the device at full size.
-    d_inputs = [cuda.to_device(np.ascontiguousarray(a)) for a in inputs]
-    d_state = [cuda.to_device(a) for a in state]
-    istate = state[1]
-    while True:
-        module.dop853_kernel(*d_inputs, *d_state)
-        d_state[1].copy_to_host(istate)
-        if not np.any(istate[:, core.IS_STATUS] == core.STATUS_RUNNING):
-            break
-    for host, dev in zip(state, d_state):
-        dev.copy_to_host(host)
 
 
 # ---- validation helpers: each error names the argument ----
@@ -394,6 +429,16 @@ def _as_float_array(value, name):
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
     return np.asarray(arr, dtype=np.float64, order="C")
+
+
+def _check_y0_shape(shape):
+    """``(N, n)`` from ``y0``'s shape."""
+    if len(shape) != 2:
+        raise ValueError(f"y0 must have shape (N, n) (one row per problem), got shape {shape}; "
+                         "for a single problem pass y0[None, :]")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"y0 must hold at least one problem of at least one component, got shape {shape}")
+    return shape
 
 
 def _check_finite(arr, name):

@@ -5,7 +5,8 @@
 keeps the compiled functions of those modules next to them, in ``__pycache__``
 (``*.nbi`` indexes, ``*.nbc`` code; Python may add a ``*.pyc``), or under
 ``NUMBA_CACHE_DIR`` when that is set. All of these names begin with
-:data:`render.MODULE_PREFIX`. Only such files count as batchivp's: the folder may be
+:data:`render.MODULE_PREFIX`, or ``guf-`` and that prefix for the gufunc wrappers;
+compile locks end in ``.lock``. Only such files count as batchivp's: the folder may be
 one the user chose (``BATCHIVP_CACHE_DIR``) and hold other things, which are never
 listed or removed. Clearing costs a compile (several seconds per target) the next time
 each kernel is used; clear while no batchivp process is running.
@@ -66,7 +67,10 @@ def cache_usage(folder=None):
     for directory in [folder] + numba_cache_dirs(folder):
         if not directory.is_dir():
             continue
-        for path in sorted(directory.glob(render.MODULE_PREFIX + "*")):
+        # numba names a gufunc's wrapper cache "guf-<module>...": batchivp's too.
+        paths = set(directory.glob(render.MODULE_PREFIX + "*"))
+        paths |= set(directory.glob("guf-" + render.MODULE_PREFIX + "*"))
+        for path in sorted(paths):
             if not path.is_file() or path.is_symlink():
                 continue
             if directory == folder and path.suffix == ".py":

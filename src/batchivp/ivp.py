@@ -31,8 +31,9 @@ from scipy.integrate._ivp.ivp import MESSAGES, OdeResult, prepare_events
 from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
 
 from . import plain, render, targets
-from .batch import _check_events, _new_state, run_kernel
+from .batch import _check_events, _new_state
 from .core import dop853 as core
+from .host_loop import run_kernel
 from .registry import EventFunction, RhsFunction
 
 TOO_SMALL_STEP = "Required step size is less than spacing between numbers."

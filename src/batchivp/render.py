@@ -8,6 +8,7 @@ cache folder and imported from there with importlib: numba's on-disk cache
 """
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -178,10 +179,14 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
         return rename_tokens(source, mapping).rstrip() + "\n"
 
     event_functions, _ = unique_functions(events)
+    emitted = set()  # helpers shared by several plugins are rendered once (equal names: equal code)
     for fn in list(functions) + event_functions:
-        helpers = [rendered(h.name, h.rendered_name, h.source, h.globals_,
-                            lambda gname, h=h: f"{h.rendered_name}__{gname}")
-                   for h in getattr(fn, "helpers", ())]
+        helpers = []
+        for h in getattr(fn, "helpers", ()):
+            if h.rendered_name not in emitted:
+                emitted.add(h.rendered_name)
+                helpers.append(rendered(h.name, h.rendered_name, h.source, h.globals_,
+                                        lambda gname, h=h: f"{h.rendered_name}__{gname}"))
         user_functions.append({
             "kind": fn.kind, "name": fn.name, "origin": fn.origin,
             "rendered_name": fn.rendered_name, "helpers": helpers,
@@ -249,9 +254,37 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
             module = importlib.util.module_from_spec(spec)
             sys.modules[stem] = module
             try:
-                spec.loader.exec_module(module)
+                with _compile_lock(path):
+                    spec.loader.exec_module(module)
             except BaseException:
                 del sys.modules[stem]
                 raise
         _modules[key] = module
         return module
+
+
+@contextlib.contextmanager
+def _compile_lock(path):
+    """Let one process at a time compile the generated module at ``path``.
+
+    Workaround: numba's disk cache is not safe against processes compiling the same
+    gufunc at once: the kernel's cache files and its wrapper's (``guf-*``) can then come
+    from different processes, and every later load segfaults (numba/numba#10128). Dask
+    workers and parallel test runs on a cold cache do just that. Once the wrapper's
+    index is there the cache is complete and loading needs no lock. POSIX only
+    (``fcntl``); elsewhere there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    complete = any((path.parent / "__pycache__").glob(f"guf-{path.stem}.*.nbi"))
+    if fcntl is None or complete:
+        yield
+        return
+    with open(path.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,210 @@
+"""``solve_batch`` on Dask arrays: one task per block of problems, lazy results.
+
+Any per-problem argument of :func:`batchivp.solve_batch` may be a Dask array. The
+batch axis is cut as ``y0`` is (else as the first per-problem Dask argument), every
+per-problem argument is cut the same way, and shared ones (a scalar ``rtol``, a
+``(k,)`` ``t_eval``) go whole to every block. One task solves a block with the
+ordinary in-process ``solve_batch`` on the worker that holds it, so each problem's
+result is bitwise that of a local solve; the result's arrays are read from that task's
+output, so computing them together solves each block once.
+
+Shapes and dtypes are checked when the graph is built; values (NaN in ``y0``, a
+``t_eval`` outside the span) when a block is computed. The target is resolved where
+``solve_batch`` is called, but for ``"cuda"`` (see :func:`_block_target`). Dask is
+imported only when a Dask array was passed.
+"""
+
+import dataclasses
+import functools
+import string
+import sys
+
+import numpy as np
+
+# The number of dimensions of each argument's per-problem form (batch axis first).
+PER_PROBLEM_NDIM = dict(y0=2, t_span=2, params=2, t_eval=2, rtol=2, atol=2, first_step=1,
+                        max_step=1, fun_index=1)
+_SIZE_LETTER = dict(params="m", t_eval="k")
+
+
+def is_dask(value):
+    """True for a Dask array (without importing Dask: none exists before it is)."""
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(value, da.Array)
+
+
+def any_dask(values):
+    return any(is_dask(v) for v in values)
+
+
+def solve_batch_dask(solve, fun, per_problem, options):
+    """The lazy :class:`BatchResult` of ``solve(fun, **per_problem, **options)``.
+
+    ``per_problem`` holds the arguments that may be per problem (``y0``, ``t_span``,
+    ...), ``options`` the others; ``solve`` is ``solve_batch``, run on each block.
+    """
+    import dask.array as da
+
+    from . import batch
+
+    n_prob, ndim = _check_shapes(fun, per_problem, options)
+    options = dict(options, target=_block_target(options["target"]))
+    event_slots, _ = batch._check_events(options["events"])
+    n_stored = batch._positive_int(options["max_events"], "max_events", batch.DEFAULT_MAX_EVENTS)
+
+    rows, shared, blocked, indices = _partition(per_problem, n_prob)
+    block = functools.partial(_solve_block, solve, fun, tuple(blocked), {**shared, **options})
+    solved = da.blockwise(block, "i", *indices, concatenate=True, adjust_chunks={"i": 1},
+                          dtype=object, meta=np.empty((0,), dtype=object),
+                          token="batchivp-solve_batch")
+
+    def field(name, trailing=(), dtype=float, index=None):
+        return solved.map_blocks(
+            _take, name, index, chunks=(rows,) + tuple((s,) for s in trailing),
+            new_axis=list(range(1, 1 + len(trailing))) or None, dtype=dtype,
+            meta=np.empty((0,) * (1 + len(trailing)), dtype=dtype), token=f"batchivp-{name}")
+
+    t_eval = per_problem["t_eval"]
+    if t_eval is None:
+        t, y = None, None
+    else:
+        t = blocked.get("t_eval", t_eval)
+        t = t.astype(float) if is_dask(t) else batch._t_eval_out(t)
+        y = field("y", (ndim, np.shape(t_eval)[-1]))
+    events = {}
+    if event_slots:
+        events = dict(
+            t_events=[field("t_events", (n_stored,), index=e) for e in range(len(event_slots))],
+            y_events=[field("y_events", (n_stored, ndim), index=e)
+                      for e in range(len(event_slots))],
+            n_events=field("n_events", (len(event_slots),), dtype=np.int64))
+    return batch.BatchResult(
+        t=t, y=y, t_final=field("t_final"), y_final=field("y_final", (ndim,)),
+        status=field("status", dtype=np.int64), nfev=field("nfev", dtype=np.int64),
+        nstep=field("nstep", dtype=np.int64), nreject=field("nreject", dtype=np.int64),
+        target=options["target"], **events)
+
+
+def _partition(per_problem, n_prob):
+    """How the arguments reach the blocks: ``(rows, shared, blocked, indices)``.
+
+    ``rows``: the block sizes along the batch axis. ``shared``: NumPy values passed
+    whole to every block. ``blocked``: Dask arrays, the per-problem ones cut into
+    ``rows`` (other axes whole), the shared ones in one chunk; ``indices``: them with
+    their ``blockwise`` indices (``i`` the batch axis, a letter of their own for
+    each other axis, so one block of each comes whole).
+    """
+    import dask.array as da
+
+    rows = next((a.chunks[0] for name, a in per_problem.items()
+                 if is_dask(a) and _is_per_problem(name, a, n_prob)), (n_prob,))
+    shared, blocked, indices = {}, {}, []
+    letters = iter(string.ascii_lowercase.replace("i", ""))
+    for name, value in per_problem.items():
+        if value is None:
+            continue
+        if _is_per_problem(name, value, n_prob):
+            chunks = (rows,) + tuple((s,) for s in np.shape(value)[1:])
+            value = value.rechunk(chunks) if is_dask(value) else da.from_array(
+                np.asarray(value), chunks=chunks)
+            index = "i" + "".join(next(letters) for _ in value.shape[1:])
+        elif is_dask(value):
+            value = value.rechunk(-1)
+            index = "".join(next(letters) for _ in value.shape)
+        else:
+            shared[name] = value
+            continue
+        blocked[name] = value
+        indices += [value, index]
+    return rows, shared, blocked, indices
+
+
+def _block_target(target):
+    """The target of the blocks, resolved here (``None`` and ``"auto"`` by this
+    machine's hardware), except that ``"cuda"`` is checked where a block runs: the
+    workers may have GPUs that this machine lacks."""
+    from . import targets
+
+    if isinstance(target, str) and target.strip().lower() == "cuda":
+        return "cuda"
+    return targets.resolve_target(target)
+
+
+def _solve_block(solve, fun, names, shared, *blocks):
+    """One block of problems solved in this process, as a one-element object array."""
+    kwargs = dict(shared, **dict(zip(names, blocks)))
+    result = solve(fun, kwargs.pop("t_span"), kwargs.pop("y0"), **kwargs)
+    if result.interrupted:
+        # Ctrl-C reached a block solved in the main thread (Dask's synchronous
+        # scheduler): abort the computation as an ordinary Ctrl-C would.
+        raise KeyboardInterrupt
+    out = np.empty(1, dtype=object)
+    out[0] = result
+    return out
+
+
+def _take(block, name, index):
+    value = getattr(block[0], name)
+    return value if index is None else value[index]
+
+
+def compute_result(result, **kwargs):
+    """``result`` with all its Dask arrays computed in one ``dask.compute``."""
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    lazy = [v for value in fields.values()
+            for v in (value if isinstance(value, list) else [value])]
+    if not any_dask(lazy):
+        return result
+    import dask
+
+    (computed,) = dask.compute(fields, **kwargs)
+    return dataclasses.replace(result, **computed)
+
+
+def _is_per_problem(name, value, n_prob):
+    shape = np.shape(value)
+    return len(shape) == PER_PROBLEM_NDIM[name] and shape[0] == n_prob
+
+
+def _check_shapes(fun, per_problem, options):
+    """Everything about the arguments that needs no values: dtypes, shapes, options.
+
+    Returns ``(N, n)``.
+    """
+    from . import batch
+
+    y0 = per_problem["y0"]
+    if is_dask(y0) and any(np.isnan(c) for c in y0.chunks[0]):
+        raise ValueError("y0 has unknown chunk sizes along the batch axis; call "
+                         "y0.compute_chunk_sizes() first")
+    for name, value in per_problem.items():
+        if value is not None and name != "fun_index":
+            dtype = value.dtype if is_dask(value) else np.asarray(value).dtype
+            batch._as_float_array(np.empty(0, dtype=dtype), name)
+    n_prob, ndim = batch._check_y0_shape(np.shape(y0))
+    fun_index = per_problem["fun_index"]
+    batch._check_fun(fun, np.empty(0, fun_index.dtype) if is_dask(fun_index) else fun_index)
+    batch._positive_int(options["max_steps"], "max_steps", 1)
+    batch._positive_int(options["chunk_steps"], "chunk_steps", 1)
+    for name, value in per_problem.items():
+        if value is None or name == "y0":
+            continue
+        allowed = _allowed_shapes(name, n_prob, ndim)
+        shape = np.shape(value)
+        if not any(len(a) == len(shape) and all(s == d or (s is None and d > 0)
+                                                for s, d in zip(a, shape)) for a in allowed):
+            letter = _SIZE_LETTER.get(name, "m")
+            text = ", ".join("(" + ", ".join(letter if d is None else str(d) for d in a)
+                             + ("," if len(a) == 1 else "") + ")" for a in allowed)
+            raise ValueError(f"{name} must have one of the shapes {text} (() is a scalar; y0 "
+                             f"holds {n_prob} problems of {ndim} components), got shape {shape}")
+    return n_prob, ndim
+
+
+def _allowed_shapes(name, n_prob, ndim):
+    """The shapes ``solve_batch`` takes for an argument; ``None``: any positive size."""
+    tolerance = [(), (ndim,), (1, 1), (1, ndim), (n_prob, 1), (n_prob, ndim)]
+    return dict(t_span=[(2,), (n_prob, 2)], params=[(), (None,), (1, None), (n_prob, None)],
+                t_eval=[(None,), (1, None), (n_prob, None)], rtol=tolerance,
+                atol=tolerance, first_step=[(), (n_prob,)], max_step=[(), (n_prob,)],
+                fun_index=[(n_prob,)])[name]
