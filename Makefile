@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/kepler_batch.py
+	$(PY) examples/debris_cloud.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -289,3 +289,39 @@ def test_propagate_checks_its_arguments():
 
 # The orbit kernel's PTX (every force model, shadow and re-entry events) is compiled
 # by `python -m batchivp cuda-report`, checked in tests/test_render.py.
+
+
+# ---- Dask ----
+
+def test_force_models_pickle_as_their_recipe():
+    import pickle
+
+    rhs, _ = orbit.force_model([orbit.J2(), orbit.SolarRadiationPressure(shadow="cylindrical"),
+                                orbit.UserForce(radial_push, params=[1.0])])
+    again = pickle.loads(pickle.dumps(rhs))
+    assert again.key == rhs.key and again.source == rhs.source
+    ev = pickle.loads(pickle.dumps(orbit.altitude_below(120.0, terminal=3)))
+    assert ev.key == orbit.altitude_below(120.0).key and ev.terminal == 3 and ev.direction == -1.0
+
+
+def test_propagate_takes_dask_arrays_and_equals_a_local_run():
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(3)
+    n_obj = 40
+    r0, v0 = orbit.coe2rv(C.R_EARTH + rng.uniform(200.0, 400.0, n_obj), 0.01, 1.0, 0.0, 0.0,
+                          rng.uniform(0, 6, n_obj))
+    area = rng.uniform(0.01, 0.2, n_obj)
+    kwargs = dict(t_eval=np.linspace(0.0, 7200.0, 5), target="cpu",
+                  forces=[orbit.J2(), orbit.ExponentialDrag(area_to_mass=area)],
+                  events=[orbit.altitude_below(300.0)])  # perigees 130-330 km
+    local = orbit.propagate(r0, v0, **kwargs)
+    lazy = orbit.propagate(da.from_array(r0, chunks=15), da.from_array(v0, chunks=15), **kwargs)
+    assert isinstance(lazy.r, da.Array)
+    import dask
+
+    with dask.config.set(scheduler="threads"):
+        r, status, reentered, t_re = dask.compute(lazy.r, lazy.status, lazy.reentered, lazy.t_reentry)
+    assert local.reentered.any() and not local.reentered.all()
+    assert np.array_equal(r, local.r, equal_nan=True)
+    assert np.array_equal(status, local.status) and np.array_equal(reentered, local.reentered)
+    assert np.array_equal(t_re, local.t_reentry, equal_nan=True)

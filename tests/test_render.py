@@ -75,8 +75,8 @@ def test_two_processes_rendering_at_once_agree(tmp_path):
 
 
 def test_cuda_kernel_compiles_to_ptx_and_ptxas_reports_resources(tmp_path):
-    """The cuda module, without and with an event, and the orbit module with every force
-    model and three events, compiled for sm_90 by NVVM without a driver (the real
+    """The cuda module, without and with an event, and the debris-cloud orbit module (J2,
+    drag, re-entry event), compiled for sm_90 by NVVM without a driver (the real
     numba.cuda, not the simulator, so in a subprocess)."""
     done = subprocess.run([sys.executable, "-m", "batchivp", "cuda-report"],
                           env=_clean_env(BATCHIVP_CACHE_DIR=str(tmp_path)),
@@ -87,8 +87,8 @@ def test_cuda_kernel_compiles_to_ptx_and_ptxas_reports_resources(tmp_path):
     assert len(registers) == len(spills) == 3, done.stdout  # no events, one event, orbit
     for count in registers:
         assert 0 < int(count) <= 255  # sm_90's per-thread limit
-    # The core kernel fits in registers; the orbit kernel (every force model inlined)
-    # may spill a little to local memory, which its work arrays use anyway.
+    # The core kernel fits in registers; an orbit kernel (force models inlined) may
+    # spill a little to local memory, which its work arrays use anyway.
     assert int(spills[0]) == int(spills[1]) == 0
 
 

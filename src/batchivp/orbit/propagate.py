@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..batch import MESSAGES, solve_batch
+from ..dask_batch import is_dask
 from ..plain import compose
 from .constants import R_EARTH
 from .ephemeris import j2000_tt_seconds
@@ -140,6 +141,10 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0
     max_events, max_step, max_steps, target, progress
         As :func:`batchivp.solve_batch`.
 
+    ``r`` and ``v`` may be Dask arrays chunked along the objects: the result's arrays are
+    then lazy Dask arrays, each chunk solved by the compiled kernel where it lies
+    (``batchivp[dask]``; per-object force parameters are read eagerly).
+
     Returns
     -------
     OrbitResult
@@ -152,12 +157,13 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0
     >>> res.r.shape
     (1, 3, 2)
     """
-    r0 = _state_part(r, "r")
-    v0 = _state_part(v, "v")
+    lazy = is_dask(r) or is_dask(v)
+    r0 = _state_part(r, "r", lazy)
+    v0 = _state_part(v, "v", lazy)
     if r0.shape != v0.shape:
         raise ValueError(f"r and v must have the same shape (N, 3), got {r0.shape} and {v0.shape}")
     n_obj = r0.shape[0]
-    if np.any(np.sum(r0 * r0, axis=1) == 0.0):
+    if not lazy and np.any(np.sum(r0 * r0, axis=1) == 0.0):
         raise ValueError("r holds a zero position vector (the centre of the Earth)")
     if t_span is None:
         if t_eval is None:
@@ -176,11 +182,16 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0
         cols = force.columns(n_obj)
         p[:, k:k + cols.shape[1]] = cols
         k += cols.shape[1]
-    y0 = np.concatenate([r0, v0], axis=1)
+    if lazy:  # one block of objects per chunk of r, each solved where it lies
+        import dask.array as da
+
+        r0 = da.asarray(r0)
+        y0 = da.concatenate([r0, da.asarray(v0).rechunk(r0.chunks)], axis=1).rechunk({1: 6})
+    else:
+        y0 = np.concatenate([r0, v0], axis=1)
     res = solve_batch(rhs, t_span, y0, p, t_eval=t_eval, events=events,
                       max_events=max_events, rtol=rtol, atol=atol, max_step=max_step,
-                      max_steps=max_steps, target=target,
-                      **({"progress": progress} if progress else {}))
+                      max_steps=max_steps, target=target, progress=progress)
     return _orbit_result(res, forces, events)
 
 
@@ -193,7 +204,7 @@ def _orbit_result(res, forces, events):
             first = res.t_events[e][:, 0]
             earlier = np.isfinite(first) & ~(t_reentry <= first)
             t_reentry = np.where(earlier, first, t_reentry)
-            reentered |= res.n_events[:, e] > 0
+            reentered = reentered | (res.n_events[:, e] > 0)  # not |=: may be lazy (Dask)
     y = res.y
     return OrbitResult(
         t=res.t, r=None if y is None else y[:, 0:3, :], v=None if y is None else y[:, 3:6, :],
@@ -225,13 +236,15 @@ def _check_forces(forces):
     return tuple(checked)
 
 
-def _state_part(value, name):
-    arr = np.asarray(value, dtype=float)
+def _state_part(value, name, lazy):
+    """``r`` or ``v`` as (N, 3); a Dask array stays lazy (its values are checked per
+    block, by solve_batch's check of ``y0``)."""
+    arr = value if is_dask(value) else np.asarray(value, dtype=float)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
         raise ValueError(f"{name} must have shape (N, 3) or (3,), got shape {np.shape(value)}")
-    if not np.all(np.isfinite(arr)):
+    if not lazy and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} holds a non-finite value (NaN or inf)")
     return arr
 
