@@ -168,8 +168,8 @@ def test_force_parameters_are_checked_and_laid_out_per_object():
     assert orbit.UserForce(F.j2_acceleration, params=[-1.0]).columns(2).tolist() == [[-1.0], [-1.0]]
     # The generated code names the parameters, not their values: one module per model.
     assert drag.signature() == "ExponentialDrag(cd, area_to_mass)"
-    a, _ = orbit.force_model([orbit.ExponentialDrag(cd=2.0)])
-    b, _ = orbit.force_model([orbit.ExponentialDrag(cd=2.5, area_to_mass=np.ones(7))])
+    a = orbit.force_model([orbit.ExponentialDrag(cd=2.0)])
+    b = orbit.force_model([orbit.ExponentialDrag(cd=2.5, area_to_mass=np.ones(7))])
     assert a.key == b.key
 
 

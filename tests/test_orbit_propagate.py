@@ -296,7 +296,7 @@ def test_propagate_checks_its_arguments():
 def test_force_models_pickle_as_their_recipe():
     import pickle
 
-    rhs, _ = orbit.force_model([orbit.J2(), orbit.SolarRadiationPressure(shadow="cylindrical"),
+    rhs = orbit.force_model([orbit.J2(), orbit.SolarRadiationPressure(shadow="cylindrical"),
                                 orbit.UserForce(radial_push, params=[1.0])])
     again = pickle.loads(pickle.dumps(rhs))
     assert again.key == rhs.key and again.source == rhs.source

@@ -76,7 +76,7 @@ def _bench(args):
 def _cuda_report(args):
     from batchivp import cuda_support, models, orbit
 
-    debris_rhs, _ = orbit.force_model([orbit.J2(), orbit.ExponentialDrag()])
+    debris_rhs = orbit.force_model([orbit.J2(), orbit.ExponentialDrag()])
     cases = [
         ("models.two_body, no events", [models.two_body], ()),
         ("models.two_body, one terminal event (models.radius_crossing)", [models.two_body],
@@ -85,7 +85,7 @@ def _cuda_report(args):
          (orbit.altitude_below(100.0),)),
     ]
     if args.all_forces:  # every device function inlined: NVVM takes minutes
-        full_rhs, _ = orbit.force_model([
+        full_rhs = orbit.force_model([
             orbit.J2(), orbit.J3(), orbit.ExponentialDrag(), orbit.ThirdBody("sun"),
             orbit.ThirdBody("moon"), orbit.SolarRadiationPressure(shadow="conical")])
         cases.append(("orbit: J2, J3, exponential drag, Sun, Moon, SRP (conical shadow); "

@@ -375,10 +375,14 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
         else:
             lines.append(f"    dydt[i] = {index}")
         args, fname = "t, y, p, dydt", "plain_rhs"
-    body = "".join(f"    {line}\n" for line in lines)
-    source = f"def {fname}({args}):\n{body}"
+    source = def_source(fname, args, lines)
     cls = EventFunction if kind == "event" else RhsFunction
     return _plugin(cls, fname, source, helpers, func, describe(func))
+
+
+def def_source(name, args, lines):
+    """The text of ``def name(args):`` with ``lines`` as its body."""
+    return f"def {name}({args}):\n" + "".join(f"    {line}\n" for line in lines)
 
 
 def _plugin(cls, fname, source, helpers, py_func, origin):

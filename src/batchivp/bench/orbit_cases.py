@@ -33,9 +33,9 @@ def cloud_case(config):
                         0.0, 0.0, 0.0)
     cloud = orbit.breakup_cloud(r, v, n=n, seed=1)
     drag = orbit.ExponentialDrag(cd=2.2, area_to_mass=cloud.area_to_mass)
-    rhs, n_params = orbit.force_model([orbit.J2(), drag])
-    params = np.zeros((n, n_params))  # (epoch = 0, cd, A/M): the layout of orbit.propagate
-    params[:, 1:] = drag.columns(n)
+    forces = [orbit.J2(), drag]
+    rhs = orbit.force_model(forces)
+    params = orbit.parameter_matrix(forces, n)  # (epoch = 0, cd, A/M), as propagate's
     y0 = np.concatenate([cloud.r, cloud.v], axis=1)
     sample = config.scipy_sample or (16 if config.quick else 64)
     return BatchCase("orbit", rhs, (0.0, 86400.0), y0, params, 1e-10,

@@ -30,7 +30,7 @@ from .events import (altitude_below, altitude_crossing, latitude_crossing, node_
                      penumbra, umbra)
 from .forces import (J2, J3, COESA76Drag, ExponentialDrag, Force, SolarRadiationPressure,
                      ThirdBody, UserForce)
-from .propagate import OrbitResult, force_model, propagate
+from .propagate import OrbitResult, force_model, parameter_matrix, propagate
 
 __all__ = [
     "AU",
@@ -48,6 +48,7 @@ __all__ = [
     "force_model",
     "latitude_crossing",
     "node_crossing",
+    "parameter_matrix",
     "penumbra",
     "propagate",
     "umbra",

@@ -13,7 +13,7 @@ the drag models; latitudes are geocentric.
 
 import math
 
-from ..plain import compose
+from ..plain import compose, def_source
 from .forces import R_EARTH, altitude_km, conical_angles, sun_xyz
 
 __all__ = ["altitude_below", "altitude_crossing", "latitude_crossing", "node_crossing",
@@ -21,8 +21,7 @@ __all__ = ["altitude_below", "altitude_crossing", "latitude_crossing", "node_cro
 
 
 def _event(name, body, calls, terminal, direction, role=None):
-    source = f"def {name}(t, y, p):\n" + "".join(f"    {line}\n" for line in body)
-    plugin = compose("event", source, calls, origin=f"<batchivp.orbit.events {name}>")
+    plugin = compose("event", def_source(name, "t, y, p", body), calls, origin=f"<batchivp.orbit.events {name}>")
     plugin.orbit_role = role
     return plugin.with_options(terminal, direction)
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..batch import MESSAGES, solve_batch
+from ..batch import solve_batch
 from ..dask_batch import is_dask
-from ..plain import compose
+from ..plain import compose, def_source
 from .constants import R_EARTH
 from .ephemeris import j2000_tt_seconds
 from .forces import Force, UserForce, per_object_values, two_body_acceleration
@@ -56,6 +56,8 @@ class OrbitResult:
         Right-hand side evaluations and accepted steps.
     batch : BatchResult
         The underlying :func:`batchivp.solve_batch` result.
+    forces, events : tuple
+        What was propagated.
     """
 
     t: object
@@ -72,9 +74,9 @@ class OrbitResult:
     n_events: object
     nfev: np.ndarray
     nstep: np.ndarray
+    batch: object = field(repr=False)
     forces: tuple = ()
     events: tuple = ()
-    batch: object = field(default=None, repr=False)
 
     @property
     def altitude(self):
@@ -83,19 +85,23 @@ class OrbitResult:
 
     @property
     def success(self):
-        """``status >= 0`` per object."""
-        return self.status >= 0
+        """Per object: it reached the end of the span or a terminal event (as
+        :attr:`batchivp.BatchResult.success`)."""
+        return self.batch.success
+
+    @property
+    def interrupted(self):
+        """Ctrl-C stopped the propagation early (see :class:`batchivp.BatchResult`)."""
+        return self.batch.interrupted
 
     def message(self, i):
         """The status message of object ``i``."""
-        return MESSAGES.get(int(self.status[i]), f"unknown status {int(self.status[i])}")
+        return self.batch.message(i)
 
 
 def force_model(forces):
-    """The right-hand side (a rendered plugin) of two-body gravity plus ``forces``.
-
-    Returns ``(rhs, n_params)``: the plugin and the length of ``p`` it reads.
-    """
+    """The right-hand side (a rendered plugin) of two-body gravity plus ``forces``,
+    reading ``p`` as :func:`parameter_matrix` lays it out."""
     forces = _check_forces(forces)
     lines = ["two_body_acceleration(t, y, p, dydt)"]
     calls = {"two_body_acceleration": two_body_acceleration}
@@ -108,8 +114,17 @@ def force_model(forces):
         lines.append(f"force_{i}({'tt' if force.uses_date else 't'}, y, p[{k}:{k + m}], dydt)"
                      f"  # {force.signature()}")
         k += m
-    source = "def orbit_rhs(t, y, p, dydt):\n" + "".join(f"    {line}\n" for line in lines)
-    return compose("rhs", source, calls, origin="<batchivp.orbit.propagate>"), k
+    return compose("rhs", def_source("orbit_rhs", "t, y, p, dydt", lines), calls,
+                   origin="<batchivp.orbit.propagate>")
+
+
+def parameter_matrix(forces, n_obj, epoch=0.0):
+    """Each object's parameter vector ``p = (epoch, q_1, q_2, ...)``, as an
+    ``(n_obj, 1 + m)`` array: the epoch (see :func:`propagate`), then each force's
+    per-object parameters in the order listed (checked, see :meth:`Force.columns`)."""
+    columns = [_epoch(epoch, n_obj)[:, None]]
+    columns += [force.columns(n_obj) for force in _check_forces(forces)]
+    return np.concatenate(columns, axis=1)
 
 
 def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0,
@@ -174,19 +189,13 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0
         t_span = (0.0, float(t_last[-1]))
     events = tuple(events) if isinstance(events, (list, tuple)) else (events,)
     forces = _check_forces(forces)
-    rhs, n_params = force_model(forces)
-    p = np.empty((n_obj, n_params))
-    p[:, 0] = _epoch(epoch, n_obj)
-    k = 1
-    for force in forces:
-        cols = force.columns(n_obj)
-        p[:, k:k + cols.shape[1]] = cols
-        k += cols.shape[1]
+    rhs = force_model(forces)
+    p = parameter_matrix(forces, n_obj, epoch)
     if lazy:  # one block of objects per chunk of r, each solved where it lies
         import dask.array as da
 
         r0 = da.asarray(r0)
-        y0 = da.concatenate([r0, da.asarray(v0).rechunk(r0.chunks)], axis=1).rechunk({1: 6})
+        y0 = da.concatenate([r0, da.asarray(v0).rechunk(r0.chunks)], axis=1)
     else:
         y0 = np.concatenate([r0, v0], axis=1)
     res = solve_batch(rhs, t_span, y0, p, t_eval=t_eval, events=events,
