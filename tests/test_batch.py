@@ -228,3 +228,28 @@ def test_empty_span_is_scipys_corner_case(target):
     assert res.status[0] == 0 and res.nfev[0] == ref.nfev and res.nstep[0] == 0
     np.testing.assert_array_equal(res.y[0, :, 0], y0[0])
     np.testing.assert_array_equal(res.y_final[0], ref.y[:, -1])
+
+
+def test_zero_error_scale_ends_that_problem_instead_of_looping(target):
+    """atol = 0 and a component that starts at 0: scipy's initial step is 0/0 = NaN
+    (the oracle below), after which scipy's step loop never ends. That problem ends
+    with status -6 and a message naming the cause; the other one takes scipy's steps."""
+    from scipy.integrate._ivp.common import select_initial_step
+
+    rates = np.array([0.5, 0.3])
+    y0 = np.array([[1.0, 0.0], [1.0, 2.0]])
+    res = bi.solve_batch(eng_decay2, (0.0, 3.0), y0, params=rates, rtol=1e-8, atol=0.0,
+                         target=target)
+
+    def f(t, y):
+        d = np.empty(2)
+        eng_decay2(t, y, rates, d)
+        return d
+
+    with np.errstate(invalid="ignore"):
+        h0 = select_initial_step(f, 0.0, y0[0], 3.0, np.inf, f(0.0, y0[0]), 1, 7, 1e-8, 0.0)
+    assert np.isnan(h0)
+    assert res.status[0] == -6 and "atol" in res.message(0)
+    ref = scipy_reference(eng_decay2, (0.0, 3.0), y0[1], rates, rtol=1e-8, atol=0.0)
+    assert res.status[1] == 0 and res.nfev[1] == ref.nfev
+    np.testing.assert_allclose(res.y_final[1], ref.y[:, -1], rtol=1e-12)

@@ -27,6 +27,8 @@ MESSAGES = {
     core.STATUS_BUDGET: "The step budget (max_steps) was exhausted before the end of the interval.",
     core.STATUS_BUFFER: "An output buffer was too small (see the warning for the size needed).",
     core.STATUS_EVENT_NONFINITE: "An event function returned a non-finite value (NaN or inf).",
+    core.STATUS_NAN_STEP: ("The step size is NaN: a component's error scale atol + rtol * |y| "
+                           "is zero (atol = 0 where y = 0); give that component atol > 0."),
     core.STATUS_RUNNING: "Integration stopped before the end of the interval (interrupted).",
     core.STATUS_PENDING: "Integration was not started (interrupted).",
     core.STATUS_PAUSED: "Integration paused because its step record is full; it can be resumed.",
@@ -53,7 +55,7 @@ class BatchResult:
     status : ndarray of int, shape (N,)
         0 reached the end, 1 stopped by a terminal event, -1 step size too small, -2
         non-finite right-hand side, -3 step budget exhausted, -5 non-finite event
-        function; after Ctrl-C (see :attr:`interrupted`) 2 stopped mid-way, 3 not
+        function, -6 NaN step size (a zero error scale: atol = 0 where y = 0); after Ctrl-C (see :attr:`interrupted`) 2 stopped mid-way, 3 not
         started. See :meth:`message`.
     nfev, nstep, nreject : ndarray of int, shape (N,)
         Right-hand side evaluations (scipy's ``nfev``), accepted and rejected steps.

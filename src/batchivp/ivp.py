@@ -31,6 +31,7 @@ from scipy.integrate._ivp.ivp import MESSAGES, OdeResult, prepare_events
 from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
 
 from . import plain, render, targets
+from .batch import MESSAGES as BATCH_MESSAGES
 from .batch import _check_events, _new_state
 from .core import dop853 as core
 from .host_loop import run_kernel
@@ -348,8 +349,8 @@ class _Problem:
 def _failure_message(status):
     if status in (core.STATUS_STEP_TOO_SMALL, core.STATUS_NONFINITE):
         return TOO_SMALL_STEP  # scipy rejects a non-finite step until it is too small
-    if status == core.STATUS_EVENT_NONFINITE:
-        return "An event function returned a non-finite value (NaN or inf)."
+    if status in (core.STATUS_EVENT_NONFINITE, core.STATUS_NAN_STEP):
+        return BATCH_MESSAGES[status]
     return f"Integration failed with status {status}."
 
 

@@ -58,6 +58,7 @@ STATUS_NONFINITE = -2
 STATUS_BUDGET = -3
 STATUS_BUFFER = -4
 STATUS_EVENT_NONFINITE = -5
+STATUS_NAN_STEP = -6  # the step size is NaN (a zero error scale: atol = 0 where y = 0)
 STATUS_RUNNING = 2  # stopped at a chunk boundary; resume to continue
 STATUS_PENDING = 3  # not started
 STATUS_PAUSED = 4  # the step record is full: the host grows it, sets RUNNING, resumes
@@ -374,6 +375,12 @@ def dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
         h_abs = max_step
     elif h_abs < min_step:
         h_abs = min_step
+    if h_abs != h_abs:
+        # NaN from the initial step selection: a component with atol = 0 that is 0 at
+        # t0 has a zero scale, and 0/0 in the norm. scipy then loops for ever, since no
+        # comparison with NaN ends its loop; this problem ends instead.
+        istate[IS_STATUS] = STATUS_NAN_STEP
+        return 0.0
     rejected = False
     while True:
         if h_abs < min_step:
