@@ -4,7 +4,8 @@ Run ``batchivp bench`` (or ``python -m batchivp bench``): every case, one table;
 ``--quick`` runs the quick cases at small sizes (CI: well under a minute on two cores,
 compiling included); ``--cases``, ``--targets``, ``--repeat`` select; ``--json PATH``
 keeps the figures, ``--plot PATH`` draws the speed-ups (matplotlib). The run exits with
-status 1 when a problem's ``nfev`` differs from scipy's. Cases:
+status 1 when a problem's ``nfev`` differs from scipy's, the scipy loop summing in index
+order as batchivp does (``--scipy-blas``, :mod:`.scipy_ref`). Cases:
 
 - :mod:`.batch_cases`: ``kepler``, ``kepler+ev``, ``lorenz``, batches against a loop of
   scipy calls (also ``benchmarks/bench_batch.py``);
@@ -44,7 +45,8 @@ A row is a dict of plain numbers and strings: ``case`` (the name), ``engine``
 scipy), ``time_s`` (best run, compiled kernel in memory), ``extrapolated`` (True where
 scipy ran a sample; then also ``scipy_problems`` and ``measured_s``), ``speedup``
 (scipy time / ``time_s``; 1.0 on the reference row); for a target, ``nfev_equal`` and
-``nfev_checked`` (problems whose nfev matches scipy's; a mismatch fails the run);
+``nfev_checked`` (problems whose nfev matches scipy's; a mismatch fails the run unless
+the row has ``nfev_strict`` False: scipy's BLAS did not sum in index order);
 optional ``steps_per_s``, ``fevals_per_s``, ``max_rel_dy``. ``register(...,
 notes=f)`` adds the lines ``f(rows)`` after the table, given the rows of the whole run.
 """

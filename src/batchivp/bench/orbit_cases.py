@@ -50,4 +50,5 @@ def objects_per_second(rows):
 
 @register("orbit", notes=objects_per_second)
 def run_orbit(config):
-    return bench_case(cloud_case(config), config.targets, default_repeat(config))
+    return bench_case(cloud_case(config), config.targets, default_repeat(config),
+                      config.scipy_blas)

@@ -15,6 +15,7 @@ class BenchConfig:
     quick: bool = False  # small, CI-sized problems
     repeat: int | None = None  # timed runs per engine, best kept; None: the case's default
     scipy_sample: int | None = None  # problems a sampled scipy loop runs; None: the case's default
+    scipy_blas: str = "index"  # the scipy loop's BLAS order: "index" or "stock" (scipy_ref)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,11 @@ def add_arguments(parser, default_cases=None, quick_help=None):
                         help="timed runs per engine, best kept (default: each case's, 3 for batches)")
     parser.add_argument("--scipy-sample", type=int, default=None,
                         help="Lorenz problems the scipy loop runs (default 256, 64 with --quick)")
+    parser.add_argument("--scipy-blas", choices=("index", "stock"), default="index",
+                        help="order of the scipy loop's BLAS sums: 'index' (default; OpenBLAS's "
+                        "kernel that sums in index order, as batchivp, in a child process if "
+                        "needed: any nfev mismatch fails the run) or 'stock' (this process's "
+                        "kernel: mismatches are reported, not failed)")
     parser.add_argument("--targets", default="cpu,parallel,cuda", help="comma-separated targets")
     parser.add_argument("--cases", default=default_cases, type=case_names,
                         help="comma-separated cases out of " + ",".join(CASES)
@@ -171,27 +176,37 @@ def run(args):
         print(f"skipping target {target}: {why}")
     env["busy_cores_before"] = warn_if_busy("before the run")
 
-    config = BenchConfig(tuple(engines), args.quick, args.repeat, args.scipy_sample)
+    config = BenchConfig(tuple(engines), args.quick, args.repeat, args.scipy_sample,
+                         args.scipy_blas)
     rows = []
     for case in cases:
         rows += case.run(config)
     print_table(rows, cases)
     env["busy_cores_after"] = warn_if_busy("after the run")
 
-    mismatches = sum(r["nfev_checked"] - r["nfev_equal"] for r in rows if "nfev_equal" in r)
+    mismatches = sum(r["nfev_checked"] - r["nfev_equal"] for r in rows
+                     if "nfev_equal" in r and r.get("nfev_strict", True))
+    tolerated = sum(r["nfev_checked"] - r["nfev_equal"] for r in rows
+                    if "nfev_equal" in r and not r.get("nfev_strict", True))
     meta = dict(env, quick=args.quick, repeat=args.repeat, skipped=skipped,
                 cases=[case.name for case in cases])
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"meta": meta, "rows": rows, "nfev_mismatches": mismatches}, fh, indent=2)
+            json.dump({"meta": meta, "rows": rows, "nfev_mismatches": mismatches,
+                       "nfev_differences_blas_order": tolerated}, fh, indent=2)
     if args.plot:
         title = (f"batchivp {env['batchivp']}, {env['cpus']} cores"
                  + (", quick sizes" if args.quick else ""))
         plot_speedups(rows, args.plot, title)
+    if tolerated:
+        print(f"\nnote: {tolerated} nfev differences against a scipy whose BLAS does not sum "
+              "in index order (not failed). scipy sums the stages with BLAS (np.dot); where a "
+              "step's error estimate is mostly round-off, the order of summation decides the "
+              "next step size, so two BLAS kernels give scipy itself different nfev "
+              "(README, 'Exactness'; --scipy-blas index).")
     if mismatches:
-        print(f"\n!!! {mismatches} nfev mismatches against scipy (see above). scipy sums the "
-              "stages with BLAS (np.dot); where a step's error estimate is mostly round-off, "
-              "the order of summation decides the next step size (README, 'Exactness').")
+        print(f"\n!!! {mismatches} nfev mismatches against scipy summing in index order, "
+              "as batchivp does (see above): batchivp did not take scipy's steps.")
         return 1
     return 0
 
