@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/debris_cloud.py
 
+# Compiling kernels dominates the suite and is single-threaded: one worker per core, up
+# to 4 (each worker holds its own compiled kernels, about 3 GB at most).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_batch.py
