@@ -17,9 +17,10 @@ demo: $(STAMP)
 	$(PY) examples/debris_cloud.py
 
 # Compiling kernels dominates the suite and is single-threaded: one worker per core, up
-# to 4 (each worker holds its own compiled kernels, about 3 GB at most).
+# to 4 (each worker holds its own compiled kernels, about 3 GB at most). loadfile keeps
+# each test file on one worker, in order (tests/test_scipy_suite.py counts its calls).
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --maxprocesses 4
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_batch.py

@@ -18,6 +18,8 @@ import batchivp
 
 scipy_tests = pytest.importorskip("scipy.integrate._ivp.tests.test_ivp")
 
+# The last test counts the calls the others routed, so under pytest-xdist the module's
+# tests must run on one worker, in order (``--dist loadfile``, see the Makefile).
 pytestmark = pytest.mark.filterwarnings("error::batchivp.CompilationWarning")
 
 _SCIPY_SIGNATURE = inspect.signature(scipy_solve_ivp)
