@@ -36,7 +36,7 @@ cloud of 100,000 objects under J2 and drag) was added this way:
    ``quick``, ``repeat`` and ``scipy_sample`` (None: the case's own default). Print
    progress lines as you go; the table comes after all cases. For a batch against
    scipy, :func:`.batch_cases.bench_case` does the timing and the nfev check given a
-   :class:`.batch_cases.BatchCase`.
+   :class:`.batch_cases.BatchCase` and the config.
 2. Import the module below, after the others (that order is the table's).
 
 A row is a dict of plain numbers and strings: ``case`` (the name), ``engine``

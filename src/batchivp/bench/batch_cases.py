@@ -191,13 +191,15 @@ def check_against_scipy(case, res, ref_nfev, ref_y, strict=True):
     return len(idx) - len(bad), float(rel.max())
 
 
-def bench_case(case, engines, repeat, scipy_blas="index"):
+def bench_case(case, config):
     """Rows of the table for one case (scipy first); the scipy row holds the reference.
-    ``scipy_blas``: the order of the scipy loop's BLAS sums (:mod:`.scipy_ref`)."""
+    ``config``: the targets to time, the repeat and the order of the scipy loop's BLAS
+    sums (``config.scipy_blas``, :mod:`.scipy_ref`)."""
     from .scipy_ref import scipy_reference
 
+    engines, repeat = config.targets, default_repeat(config)
     print(f"\n[{case.name}] {len(case.y0)} problems, scipy loop on {len(case.scipy_idx)}", flush=True)
-    sp_time, sp_nfev, sp_nstep, sp_y, blas = scipy_reference(case, scipy_blas)
+    sp_time, sp_nfev, sp_nstep, sp_y, blas = scipy_reference(case, config.scipy_blas)
     print(f"[{case.name}] scipy ran in {blas['where']}", flush=True)
     scale = len(case.y0) / len(case.scipy_idx)
     scipy_row = {"case": case.name, "engine": "scipy loop", "n": len(case.y0),
@@ -227,8 +229,7 @@ def default_repeat(config):
 
 @register("kepler")
 def run_kepler(config):
-    return bench_case(kepler_case(config), config.targets, default_repeat(config),
-                      config.scipy_blas)
+    return bench_case(kepler_case(config), config)
 
 
 def events_overhead(rows):
@@ -248,11 +249,9 @@ def events_overhead(rows):
 @register("kepler+ev", notes=events_overhead)
 def run_kepler_events(config):
     case = kepler_case(config, "kepler+ev", (bench_radius_below, bench_escape), scipy_share=4)
-    return bench_case(case, config.targets, default_repeat(config),
-                      config.scipy_blas)
+    return bench_case(case, config)
 
 
 @register("lorenz", quick=True)
 def run_lorenz(config):
-    return bench_case(lorenz_case(config), config.targets, default_repeat(config),
-                      config.scipy_blas)
+    return bench_case(lorenz_case(config), config)

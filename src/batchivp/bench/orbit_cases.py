@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import orbit
 from ..orbit import constants as C
-from .batch_cases import BatchCase, bench_case, default_repeat, sample_indices
+from .batch_cases import BatchCase, bench_case, sample_indices
 from .registry import register
 
 PARENT_ALTITUDE = 500.0  # km
@@ -50,5 +50,4 @@ def objects_per_second(rows):
 
 @register("orbit", notes=objects_per_second)
 def run_orbit(config):
-    return bench_case(cloud_case(config), config.targets, default_repeat(config),
-                      config.scipy_blas)
+    return bench_case(cloud_case(config), config)

@@ -12,6 +12,7 @@ import sys
 import time
 
 from .registry import CASES, BenchConfig
+from .scipy_ref import BLAS_CHOICES
 
 ENGINE_TARGETS = ("cpu", "parallel", "cuda")  # rows of these engines are batchivp's
 
@@ -125,7 +126,7 @@ def add_arguments(parser, default_cases=None, quick_help=None):
                         help="timed runs per engine, best kept (default: each case's, 3 for batches)")
     parser.add_argument("--scipy-sample", type=int, default=None,
                         help="Lorenz problems the scipy loop runs (default 256, 64 with --quick)")
-    parser.add_argument("--scipy-blas", choices=("index", "stock"), default="index",
+    parser.add_argument("--scipy-blas", choices=BLAS_CHOICES, default="index",
                         help="order of the scipy loop's BLAS sums: 'index' (default; OpenBLAS's "
                         "kernel that sums in index order, as batchivp, in a child process if "
                         "needed: any nfev mismatch fails the run) or 'stock' (this process's "

@@ -11,8 +11,9 @@ default SkylakeX kernel and under the Haswell kernel (``OPENBLAS_CORETYPE=Haswel
 both unmodified scipy.
 
 batchivp sums in index order (README, "Exactness"). OpenBLAS's Sandybridge kernels do
-too, for the shapes DOP853 uses on states of up to 15 components. So by default (``--scipy-blas index``) the reference
-loop runs unmodified scipy, numpy and OpenBLAS in a child process started with
+too, for the shapes DOP853 uses on states of up to 15 components. So by default
+(``--scipy-blas index``) the reference loop runs unmodified scipy, numpy and OpenBLAS
+in a child process started with
 ``OPENBLAS_CORETYPE=Sandybridge``, after checking there that ``np.dot`` and the norm's
 ``dot`` sum in index order (:func:`blas_sums_in_index_order`). Then every problem must
 take exactly scipy's steps, and the benchmark fails on any ``nfev`` mismatch. Where the
