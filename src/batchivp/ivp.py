@@ -24,10 +24,12 @@ import os
 import warnings
 
 import numpy as np
-import scipy.integrate
 from scipy.integrate._ivp import common as scipy_common
 from scipy.integrate._ivp.base import ConstantDenseOutput, check_arguments
 from scipy.integrate._ivp.ivp import MESSAGES, OdeResult, prepare_events
+# scipy's own function, whatever scipy.integrate.solve_ivp is later set to: users
+# replace that name with ours, and our hand-offs to scipy must not come back here.
+from scipy.integrate._ivp.ivp import solve_ivp as _scipy_solve_ivp
 from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
 
 from . import plain, render, targets
@@ -90,6 +92,8 @@ def solve_ivp(fun, t_span, y0, method="DOP853", t_eval=None, dense_output=False,
     try:
         module = render.load_module(problem.target, problem.ndim, [problem.rhs],
                                     problem.events, norm_dim=problem.m, recording=True)
+    except OSError:
+        raise  # the disk (full, unreadable): not the function; render heals damaged files
     except Exception as exc:  # numba's errors have several types; all mean "cannot compile"
         if not problem.plain:
             raise
@@ -105,8 +109,9 @@ def _is_dop853(method):
 
 
 def _scipy_solve(call):
-    """The call, as given, solved by ``scipy.integrate.solve_ivp``."""
-    return scipy.integrate.solve_ivp(
+    """The call, as given, solved by scipy's ``solve_ivp`` (its own, not the name
+    ``scipy.integrate.solve_ivp``, which may be ours)."""
+    return _scipy_solve_ivp(
         call["fun"], call["t_span"], call["y0"], method=call["method"], t_eval=call["t_eval"],
         dense_output=call["dense_output"], events=call["events"],
         vectorized=call["vectorized"], args=call["args"], **call["options"])

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate._ivp.ivp import solve_ivp  # scipy's own, even if the name is replaced
 
 import batchivp as bi
 from batchivp import models

@@ -24,7 +24,7 @@ import json
 import time
 
 import numpy as np
-from scipy.integrate import solve_ivp as scipy_solve_ivp
+from scipy.integrate._ivp.ivp import solve_ivp as scipy_solve_ivp  # not a replaced name
 
 import batchivp as bi
 
