@@ -1,24 +1,224 @@
-"""The files batchivp keeps in its cache folder: listing, size and clearing.
+"""The cache folder: where it is, its health, and the files batchivp keeps in it.
 
 :func:`render.load_module` writes each generated module as
-``batchivp_generated_<target>_n<dim>_<hash>.py`` to :func:`render.cache_dir`, and numba
+``batchivp_generated_<target>_n<dim>_<hash>.py`` to :func:`cache_dir`, and numba
 keeps the compiled functions of those modules next to them, in ``__pycache__``
 (``*.nbi`` indexes, ``*.nbc`` code; Python may add a ``*.pyc``), or under
 ``NUMBA_CACHE_DIR`` when that is set. All of these names begin with
-:data:`render.MODULE_PREFIX`, or ``guf-`` and that prefix for the gufunc wrappers;
+:data:`MODULE_PREFIX`, or ``guf-`` and that prefix for the gufunc wrappers;
 compile locks end in ``.lock``. Only such files count as batchivp's: the folder may be
 one the user chose (``BATCHIVP_CACHE_DIR``) and hold other things, which are never
 listed or removed. Clearing costs a compile (several seconds per target) the next time
 each kernel is used; clear while no batchivp process is running.
+
+Two things must not stop a solve: a cache folder batchivp cannot write
+(:func:`usable_cache_dir` then compiles in a private temporary folder, with one
+warning), and a damaged cache file (a cut-short write, a full disk):
+:func:`heal_module_file` and :func:`damaged_numba_file` find it, and the file is
+replaced or removed, with one warning naming it.
 """
 
+import atexit
+import glob
 import os
+import pickle
+import pickletools
+import re
+import shutil
+import tempfile
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import render
-
+CACHE_ENV_VAR = "BATCHIVP_CACHE_DIR"
+MODULE_PREFIX = "batchivp_generated_"
 NUMBA_CACHE_SUFFIXES = (".nbi", ".nbc")
+
+
+def cache_dir():
+    """Where generated modules go: ``$BATCHIVP_CACHE_DIR`` or the user cache folder."""
+    configured = os.environ.get(CACHE_ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("batchivp")) / "generated"
+
+
+_usable_lock = threading.Lock()
+_usable = {}  # configured folder -> the folder used: itself, or a private one
+
+
+def usable_cache_dir():
+    """:func:`cache_dir` when batchivp can create it and write in it; else a private
+    temporary folder of this process (removed at exit), with one ``RuntimeWarning``
+    saying which folder failed, why, and where kernels compile instead.
+
+    Checked once per folder and process, by writing a file: ``os.access`` says yes to
+    root on a read-only file system, and no error must reach a solve as "cannot compile".
+    """
+    folder = cache_dir()
+    with _usable_lock:
+        used = _usable.get(folder)
+        if used is None:
+            reason = _unwritable_reason(folder)
+            used = folder if reason is None else _private_dir()
+            if reason is not None:
+                warnings.warn(
+                    f"batchivp cannot write to its cache folder {folder} ({reason}); "
+                    f"compiling in the private temporary folder {used} instead, which is "
+                    "removed at exit, so each process compiles its kernels again. Set "
+                    f"{CACHE_ENV_VAR} to a writable folder to keep them.",
+                    RuntimeWarning, stacklevel=4)
+            _usable[folder] = used
+    return used
+
+
+def _unwritable_reason(folder):
+    """None if ``folder`` can be created and written, else the error, in words."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=MODULE_PREFIX, suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return None
+
+
+def _private_dir():
+    folder = Path(tempfile.mkdtemp(prefix="batchivp-cache-"))
+    atexit.register(_remove_private_dir, folder, os.getpid())
+    return folder
+
+
+def _remove_private_dir(folder, pid):
+    if os.getpid() == pid:  # not in a forked child that exits normally
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_atomic(path, text):
+    """Write ``text`` (UTF-8, Python's source encoding) to ``path`` by renaming a
+    complete temporary file into place: readers see the old file or the new one, whole."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def module_file_intact(path, text):
+    """True when the generated module at ``path`` holds exactly ``text``, the source
+    its name's content hash was computed from (a file cut short, emptied or
+    overwritten is not)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace") == text
+    except FileNotFoundError:
+        return False
+
+
+def replace_damaged_module(path, text):
+    """Replace the damaged generated module at ``path`` with ``text`` (atomically),
+    remove numba's cache of it (compiled from the damaged file, or stale), and warn."""
+    size = path.stat().st_size if path.exists() else 0
+    warnings.warn(
+        f"batchivp's generated module {path} is damaged ({size:,} bytes, its content "
+        "does not match its hash); writing it again and compiling it again.",
+        RuntimeWarning, stacklevel=4)
+    write_atomic(path, text)
+    for cached in numba_files(path):
+        cached.unlink(missing_ok=True)
+
+
+def numba_files(module_path):
+    """numba's cache files (``.nbi``, ``.nbc``) of the generated module at ``module_path``,
+    its functions' and its gufunc wrappers'."""
+    stem = Path(module_path).stem
+    files = []
+    for directory in numba_cache_dirs(Path(module_path).parent):
+        for pattern in (f"{stem}.*", f"guf-{stem}.*"):
+            files += [p for p in directory.glob(pattern) if p.suffix in NUMBA_CACHE_SUFFIXES]
+    return sorted(files)
+
+
+def remove_damaged_numba_files(module_path, exc=None):
+    """Remove each of numba's cache files of ``module_path`` that cannot be read, with
+    one ``RuntimeWarning`` naming it; return the removed paths.
+
+    numba recompiles when a cache file is missing or stale, but fails with unrelated
+    errors (``EOFError``, ``UnpicklingError``, ...) on one cut short or overwritten
+    (numba/core/caching.py reads them with ``pickle`` and catches only ``OSError``).
+    A file is damaged when it does not unpickle, or when ``exc`` (the error of the
+    load) arose in numba's reading of it. An index goes with its data files and a data
+    file with its index, so numba rebuilds that function's entry whole.
+    """
+    damaged = {path: reason for path in numba_files(module_path)
+               if (reason := _unreadable_reason(path)) is not None}
+    if exc is not None:
+        path = _numba_file_of_error(exc)
+        if path is not None and path.exists():
+            damaged.setdefault(path, f"{type(exc).__name__}: {exc}"[:200])
+    removed = []
+    for path, reason in damaged.items():
+        warnings.warn(f"numba's cache file {path} is damaged ({reason}); removing it and "
+                      "compiling again.", RuntimeWarning, stacklevel=4)
+        # numba's names: <module>.<function>-<line>.py311.nbi and .py311.<k>.nbc
+        match = re.fullmatch(r"(.*\.py\d+)(\.\d+)?\.nb[ic]", path.name)
+        entries = [path] if match is None else [
+            p for p in path.parent.glob(glob.escape(match[1]) + ".*")
+            if re.fullmatch(r"(\.\d+)?\.nb[ic]", p.name[len(match[1]):])]
+        for entry in entries:
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _unreadable_reason(path):
+    """None if numba's cache file ``path`` is a whole pickle (an index: numba's version,
+    then one), else why not. Its opcodes are read, not run: unpickling would import the
+    generated module."""
+    try:
+        with open(path, "rb") as handle:
+            if path.suffix == ".nbi":
+                import numba
+
+                if pickle.load(handle) != numba.__version__:
+                    return None  # another numba's index: numba ignores it
+            data = handle.read()
+        end = None
+        for opcode, _, pos in pickletools.genops(data):
+            end = pos if opcode.name == "STOP" else None
+        if end != len(data) - 1:
+            return "not a whole pickle"
+    except FileNotFoundError:
+        return None  # removed meanwhile (by another process healing it)
+    except Exception as exc:  # garbage can raise almost anything
+        return f"{type(exc).__name__}: {exc}"[:200]
+    return None
+
+
+def _numba_file_of_error(exc):
+    """The cache file numba was reading when ``exc`` (or an error it chains) arose."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if Path(code.co_filename).match("numba/core/caching.py"):
+                local = tb.tb_frame.f_locals
+                if code.co_name == "_load_index":
+                    return Path(local["self"]._index_path)
+                if code.co_name == "_load_data" and "path" in local:
+                    return Path(local["path"])
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def numba_cache_dirs(folder):
@@ -60,16 +260,16 @@ class CacheUsage:
 
 
 def cache_usage(folder=None):
-    """:class:`CacheUsage` of ``folder`` (default :func:`render.cache_dir`); a missing
+    """:class:`CacheUsage` of ``folder`` (default :func:`cache_dir`); a missing
     folder is empty."""
-    folder = Path(folder) if folder is not None else render.cache_dir()
+    folder = Path(folder) if folder is not None else cache_dir()
     usage = CacheUsage(folder)
     for directory in [folder] + numba_cache_dirs(folder):
         if not directory.is_dir():
             continue
         # numba names a gufunc's wrapper cache "guf-<module>...": batchivp's too.
-        paths = set(directory.glob(render.MODULE_PREFIX + "*"))
-        paths |= set(directory.glob("guf-" + render.MODULE_PREFIX + "*"))
+        paths = set(directory.glob(MODULE_PREFIX + "*"))
+        paths |= set(directory.glob("guf-" + MODULE_PREFIX + "*"))
         for path in sorted(paths):
             if not path.is_file() or path.is_symlink():
                 continue

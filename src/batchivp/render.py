@@ -13,19 +13,19 @@ import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 import threading
+import time
 from pathlib import Path
 
 import jinja2
 
-from . import core
+from . import cache, core, targets
+from .cache import CACHE_ENV_VAR, MODULE_PREFIX, cache_dir  # noqa: F401 (the names render had)
 from .registry import rename_tokens
 
 TEMPLATE_NAME = "kernel.py.j2"
 CORE_FILES = ("coefficients.py", "dop853.py", "events.py", "driver.py")
-CACHE_ENV_VAR = "BATCHIVP_CACHE_DIR"
-MODULE_PREFIX = "batchivp_generated_"
+LOCK_NOTICE_SECONDS = 5.0  # a compile-lock wait longer than this says what it waits for
 
 # Per target: how device functions and the entry point are decorated, and how work
 # arrays of compile-time shape are allocated (numba's CUDA target needs local arrays).
@@ -106,16 +106,6 @@ def template_dir():
         if (candidate / TEMPLATE_NAME).is_file():
             return candidate
     raise FileNotFoundError(f"batchivp's {TEMPLATE_NAME} is missing (looked in {here / 'templates'})")
-
-
-def cache_dir():
-    """Where generated modules go: ``$BATCHIVP_CACHE_DIR`` or the user cache folder."""
-    configured = os.environ.get(CACHE_ENV_VAR)
-    if configured:
-        return Path(configured).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("batchivp")) / "generated"
 
 
 def _core_parts():
@@ -232,22 +222,15 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
 def _write_once(path, text):
     """Write ``text`` to ``path`` atomically unless it is already there.
 
-    An existing file is never rewritten: its mtime keys numba's on-disk cache. Two
-    processes rendering at once both write a temporary file and rename it into place;
-    the contents are equal, so either rename wins.
+    An existing file is never rewritten: its mtime keys numba's on-disk cache (a
+    damaged one is replaced by :func:`cache.replace_damaged_module`). Two processes
+    rendering at once both write a temporary file and rename it into place; the
+    contents are equal, so either rename wins.
     """
     if path.is_file():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    cache.write_atomic(path, text)
 
 
 def load_module(target, ndim, functions, events=(), norm_dim=None, recording=False):
@@ -263,47 +246,114 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
             from . import cuda_support
 
             cuda_support.apply_simulator_workarounds()
+        if target == "parallel":
+            targets.use_fork_safe_threading_layer()
         text, content_hash = render_source(target, ndim, functions, events, norm_dim, recording)
         stem = f"{MODULE_PREFIX}{target}_n{ndim}_{content_hash}"
-        path = cache_dir() / f"{stem}.py"
-        _write_once(path, text)
         module = sys.modules.get(stem)
         if module is None:
-            spec = importlib.util.spec_from_file_location(stem, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[stem] = module
-            try:
-                with _compile_lock(path):
-                    spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[stem]
-                raise
+            module = _import_generated(cache.usable_cache_dir() / f"{stem}.py", text)
         _modules[key] = module
         return module
 
 
+def _import_generated(path, text):
+    """Write (or heal) the generated module ``text`` at ``path`` and import it.
+
+    A file that does not hold ``text`` is damaged (its name is ``text``'s hash) and is
+    replaced; numba's cache files that fail to load are removed and the module is
+    compiled again (:mod:`batchivp.cache`), each with one warning. The module is
+    compiled from ``text``, not from a ``.pyc``: that is one cache file less to go bad.
+    """
+    _write_once(path, text)
+    if not cache.module_file_intact(path, text):
+        with _compile_lock(path, always=True):
+            if not cache.module_file_intact(path, text):  # else another process healed it
+                cache.replace_damaged_module(path, text)
+    stem, healed = path.stem, set()
+    while True:
+        spec = importlib.util.spec_from_file_location(stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[stem] = module
+        try:
+            with _compile_lock(path, always=bool(healed)):
+                exec(compile(text, str(path), "exec", dont_inherit=True), module.__dict__)
+            return module
+        except Exception as exc:
+            del sys.modules[stem]
+            with _compile_lock(path, always=True):
+                removed = set(cache.remove_damaged_numba_files(path, exc))
+            if not removed - healed:
+                raise
+            healed |= removed
+        except BaseException:
+            del sys.modules[stem]
+            raise
+
+
 @contextlib.contextmanager
-def _compile_lock(path):
+def _compile_lock(path, always=False):
     """Let one process at a time compile the generated module at ``path``.
 
     Workaround: numba's disk cache is not safe against processes compiling the same
     gufunc at once: the kernel's cache files and its wrapper's (``guf-*``) can then come
     from different processes, and every later load segfaults (numba/numba#10128). Dask
     workers and parallel test runs on a cold cache do just that. Once the wrapper's
-    index is there the cache is complete and loading needs no lock. POSIX only
-    (``fcntl``); elsewhere there is no lock.
+    index is there the cache is complete and loading needs no lock (unless ``always``:
+    healing a damaged cache). POSIX only (``fcntl``); elsewhere there is no lock.
     """
     try:
         import fcntl
     except ImportError:
         fcntl = None
-    complete = any((path.parent / "__pycache__").glob(f"guf-{path.stem}.*.nbi"))
+    complete = not always and any((path.parent / "__pycache__").glob(f"guf-{path.stem}.*.nbi"))
     if fcntl is None or complete:
         yield
         return
-    with open(path.with_suffix(".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock_path = path.with_suffix(".lock")
+    with open(lock_path, "a+") as handle:
+        _wait_for_lock(fcntl, handle, path, lock_path)
         try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")  # who holds it, for those who wait
+            handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _wait_for_lock(fcntl, handle, path, lock_path):
+    """Take the exclusive lock on ``handle``. A wait longer than
+    :data:`LOCK_NOTICE_SECONDS` prints one line on stderr naming the module, the lock
+    file and the process holding it. Polls (``LOCK_NB``), so Ctrl-C interrupts the
+    wait at once in any thread that gets it."""
+    start, told = time.monotonic(), False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if not told and time.monotonic() - start > LOCK_NOTICE_SECONDS:
+            told = True
+            print(f"batchivp: waiting for {_lock_holder(lock_path)} to finish compiling "
+                  f"{path.name} (lock file {lock_path}); compiles take seconds to minutes",
+                  file=sys.stderr, flush=True)
+        time.sleep(0.05)
+
+
+def _lock_holder(lock_path):
+    """``"process 1234"`` (the pid the holder wrote, if that process runs), else
+    ``"another process"``."""
+    try:
+        pid = int(lock_path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return "another process"
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # it runs, as another user
+    except OSError:
+        return "another process"
+    return f"process {pid}"
