@@ -1,8 +1,10 @@
 """``batchivp.solve_ivp`` against scipy's ``solve_ivp(method="DOP853")``, the oracle.
 
-Bitwise comparisons use scipy with its BLAS sums in index order (the fixture
-``scipy_in_index_order``, README "Exactness"); comparisons with stock scipy check the
-same ``nfev`` and states to round-off. Ordinary callables compile for the cpu targets
+Equal steps (``nfev``, ``t`` grids, bitwise states, event times) are judged against
+scipy with its BLAS sums in index order (the fixture ``scipy_in_index_order``, README
+"Exactness"), the same on every machine. Stock scipy sums in the order of this CPU's
+BLAS kernel, which can change its steps; against it only what holds on every kernel is
+checked: the status, the ``t_eval`` times, and states within the solutions' accuracy. Ordinary callables compile for the cpu targets
 (``parallel`` solves one problem on one core too); the cuda target (the simulator
 here) takes registered functions.
 """
@@ -12,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import index_order_sums
 from scipy.integrate import OdeSolution
 from scipy.integrate import solve_ivp as scipy_solve_ivp
 
@@ -96,26 +99,31 @@ def test_same_t_y_nfev_as_scipy_in_index_order(name, target, scipy_in_index_orde
 
 
 @pytest.mark.parametrize("name", list(PROBLEMS))
-def test_same_nfev_and_grid_as_stock_scipy(name):
-    """Stock scipy sums with BLAS: the same steps (nfev, grid length), and the states at
-    the same times agree to round-off."""
+def test_t_eval_as_scipy_and_within_accuracy_of_stock_scipy(name):
+    """With ``t_eval``: scipy's ``nfev`` and states bitwise (index-order sums). Stock
+    scipy (this CPU's BLAS order) may take other steps where an error estimate is
+    round-off (README "Exactness"): the same status and times, and states that differ
+    by no more than ten times our distance from a tight-tolerance solution, plus rtol."""
     fun, span, y0, options, _ = PROBLEMS[name]
     t_eval = np.linspace(*span, 41)
     ours = bi.solve_ivp(fun, span, y0, method="DOP853", t_eval=t_eval, **options)
-    ref = scipy_solve_ivp(fun, span, y0, method="DOP853", t_eval=t_eval, **options)
+    with index_order_sums():
+        ref = scipy_solve_ivp(fun, span, y0, method="DOP853", t_eval=t_eval, **options)
+        tight = scipy_solve_ivp(fun, span, y0, method="DOP853", t_eval=t_eval,
+                                **dict(options, rtol=1e-13, atol=1e-14))
     assert ours.nfev == ref.nfev
     np.testing.assert_array_equal(ours.t, ref.t)
-    scale = np.max(np.abs(ref.y))
-    np.testing.assert_allclose(ours.y, ref.y, rtol=0, atol=1e-8 * scale)
-    grid = bi.solve_ivp(fun, span, y0, method="DOP853", **options)
-    grid_ref = scipy_solve_ivp(fun, span, y0, method="DOP853", **options)
-    assert grid.t.shape == grid_ref.t.shape
-    # Step sizes inherit the sums' last bits through the controller (Arenstorf's first
-    # steps amplify them most: 1e-7 relative); index order makes them equal (above).
-    np.testing.assert_allclose(grid.t, grid_ref.t, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(ours.y, ref.y)
+    stock = scipy_solve_ivp(fun, span, y0, method="DOP853", t_eval=t_eval, **options)
+    assert (ours.status, ours.message) == (stock.status, stock.message) == (0, ref.message)
+    np.testing.assert_array_equal(ours.t, stock.t)
+    accuracy = np.max(np.abs(ours.y - tight.y))
+    scale = np.max(np.abs(ours.y))
+    bound = 10 * accuracy + options["rtol"] * scale
+    np.testing.assert_allclose(ours.y, stock.y, rtol=0, atol=bound)
 
 
-def test_the_issue_example_lotka_with_extinction_event():
+def test_the_issue_example_lotka_with_extinction_event(scipy_in_index_order):
     def extinct(t, y, *args):
         return y[1] - 0.01
 
@@ -178,7 +186,7 @@ def test_more_event_occurrences_than_the_first_buffer(scipy_in_index_order):
     assert ours.nfev == ref.nfev
 
 
-def test_registered_functions_on_every_target(target):
+def test_registered_functions_on_every_target(target, scipy_in_index_order):
     """``@bi.rhs``/``@bi.event`` run on cuda too; ``args`` become ``p``."""
     res = bi.solve_ivp(ivp_osc, (0.0, 30.0), [1.0, 0.0], args=(4.0,), target=target,
                        events=ivp_down, dense_output=True, rtol=1e-8)
@@ -228,7 +236,7 @@ def test_long_runs_grow_the_step_record(target, scipy_in_index_order):
     np.testing.assert_array_equal(ours.sol(t), ref.sol(t))
 
 
-def test_terminal_event_before_any_t_eval_point_gives_empty_lists():
+def test_terminal_event_before_any_t_eval_point_gives_empty_lists(scipy_in_index_order):
     def early(t, y, k):
         return t - 0.5
 
@@ -347,7 +355,7 @@ def test_other_methods_are_scipys(method):
     assert ours.nfev == ref.nfev and ours.message == ref.message
 
 
-def test_default_method_is_dop853():
+def test_default_method_is_dop853(scipy_in_index_order):
     ours = bi.solve_ivp(fun_rational, (5.0, 9.0), [1 / 3, 2 / 9])
     ref = scipy_solve_ivp(fun_rational, (5.0, 9.0), [1 / 3, 2 / 9], method="DOP853")
     assert ours.nfev == ref.nfev
