@@ -249,16 +249,64 @@ def test_terminal_event_before_any_t_eval_point_gives_empty_lists(scipy_in_index
     np.testing.assert_array_equal(ours.t_events[0], ref.t_events[0])
 
 
+@pytest.mark.parametrize("t_eval", [None, [2.0]])
 @pytest.mark.parametrize("dense", [False, True])
-def test_zero_length_span(dense):
-    kw = dict(method="DOP853", args=(4.0,), dense_output=dense)
+def test_zero_length_span(dense, t_eval):
+    """t0 == tf: one evaluation; with t_eval=[t0], scipy returns no point (its search
+    for t_eval points treats the span as backward), and so do we."""
+    kw = dict(method="DOP853", args=(4.0,), dense_output=dense, t_eval=t_eval)
     ours = bi.solve_ivp(oscillator, (2.0, 2.0), [1.0, 0.5], **kw)
     ref = scipy_solve_ivp(oscillator, (2.0, 2.0), [1.0, 0.5], **kw)
+    assert np.shape(ours.t) == np.shape(ref.t) and np.shape(ours.y) == np.shape(ref.y)
     np.testing.assert_array_equal(ours.t, ref.t)
     np.testing.assert_array_equal(ours.y, ref.y)
-    assert (ours.nfev, ours.status) == (ref.nfev, ref.status)
+    assert (ours.nfev, ours.status, ours.message) == (ref.nfev, ref.status, ref.message)
     if dense:
         np.testing.assert_array_equal(ours.sol(2.0), ref.sol(2.0))
+
+
+# ---- an event function that returns NaN: scipy's rule ----
+
+def nan_before(t, y, k):
+    """y[0], but NaN before t = 0.1 (at t0 and at the first steps' ends)."""
+    return math.nan if t < 0.1 else y[0]
+
+
+def nan_after(t, y, k):
+    """No zero; NaN after t = 1 (at the later steps' ends)."""
+    return math.nan if t > 1.0 else y[0] - 2.0
+
+
+def nan_near_root(t, y, k):
+    """y[0], but NaN within 1e-3 of its zeros: seen only by the root search."""
+    return math.nan if abs(y[0]) < 1e-3 else y[0]
+
+
+@pytest.mark.parametrize("target", CPU_TARGETS)
+def test_nan_event_at_step_ends_is_no_sign_change_as_in_scipy(target, scipy_in_index_order):
+    """scipy's find_active_events compares the values at a step's ends, and NaN
+    compares false: no event in that step, and the integration goes on (status 0)."""
+    kw = dict(method="DOP853", args=(4.0,), events=[nan_before, nan_after], rtol=1e-8)
+    ours = bi.solve_ivp(oscillator, (0.0, 3.0), [1.0, 0.0], target=target, **kw)
+    ref = scipy_solve_ivp(oscillator, (0.0, 3.0), [1.0, 0.0], **kw)
+    assert ref.status == 0 and len(ref.t_events[0]) == 2 and len(ref.t_events[1]) == 0
+    assert (ours.status, ours.message, ours.nfev) == (ref.status, ref.message, ref.nfev)
+    for e in range(2):
+        np.testing.assert_array_equal(ours.t_events[e], ref.t_events[e])
+        np.testing.assert_array_equal(ours.y_events[e], ref.y_events[e])
+    np.testing.assert_array_equal(ours.y, ref.y)
+
+
+def test_nan_event_in_the_root_search_fails_where_scipy_raises():
+    """NaN inside a step's root search: scipy's brentq raises ValueError; we end the
+    integration there with status -1 and a message saying so (README)."""
+    kw = dict(method="DOP853", args=(4.0,), events=nan_near_root, rtol=1e-8)
+    with pytest.raises(ValueError, match="NaN"):
+        scipy_solve_ivp(oscillator, (0.0, 3.0), [1.0, 0.0], **kw)
+    ours = bi.solve_ivp(oscillator, (0.0, 3.0), [1.0, 0.0], **kw)
+    assert ours.status == -1 and not ours.success
+    assert "NaN" in ours.message and "root" in ours.message
+    assert ours.t[-2] < math.pi / 4 < ours.t[-1]  # it ended with the step of the first zero
 
 
 def test_empty_state():

@@ -267,6 +267,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     icfg[:, core.IC_EVENT_BUFFER] = n_stored
     icfg[:, core.IC_RECORD] = core.RECORD_NONE
     icfg[:, core.IC_RECORD_ROWS] = 1
+    icfg[:, core.IC_EVENT_RULE] = core.EVENTS_BATCH  # a non-finite event value: status -5
     ecfg = np.broadcast_to(ecfg_row, (n_prob,) + ecfg_row.shape)
 
     module = render.load_module(target, ndim, functions, event_slots)

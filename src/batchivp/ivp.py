@@ -43,6 +43,8 @@ TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
 FIRST_RECORD_ROWS = 256
 FIRST_EVENT_ROWS = 64
 RK_OPTIONS = ("first_step", "max_step", "rtol", "atol")
+EVENT_NAN_MESSAGE = ("An event function returned NaN while its root was searched in a step "
+                     "(scipy's brentq raises ValueError there).")
 
 
 class CompilationWarning(UserWarning):
@@ -254,6 +256,7 @@ class _Problem:
         icfg[core.IC_EVENT_BUFFER] = event_rows
         icfg[core.IC_RECORD] = record
         icfg[core.IC_RECORD_ROWS] = rows
+        icfg[core.IC_EVENT_RULE] = core.EVENTS_SCIPY  # NaN at a step's end: no sign change
         _, ecfg = _check_events(self.events)
         inputs = [a[None] for a in (y0, self.p, self.rtol, self.atol, tcfg, t_eval, icfg, ecfg)]
         state = _new_state(1, n, len(t_eval), ecfg.shape[0], event_rows, rows,
@@ -313,7 +316,9 @@ class _Problem:
             ys = steps_y[keep].T.copy()
         else:
             reached = int(istate[core.IS_I_EVAL])
-            if reached == 0:
+            # t0 == tf: scipy takes t_eval for a backward one (tf > t0 is False) and its
+            # forward search past t0 finds no point, so it returns none (scipy 1.17).
+            if reached == 0 or self.t0 == self.tf:
                 ts, ys = [], []
             else:
                 ts = self.t_eval[:reached].copy()
@@ -354,7 +359,9 @@ class _Problem:
 def _failure_message(status):
     if status in (core.STATUS_STEP_TOO_SMALL, core.STATUS_NONFINITE):
         return TOO_SMALL_STEP  # scipy rejects a non-finite step until it is too small
-    if status in (core.STATUS_EVENT_NONFINITE, core.STATUS_NAN_STEP):
+    if status == core.STATUS_EVENT_NONFINITE:
+        return EVENT_NAN_MESSAGE
+    if status == core.STATUS_NAN_STEP:
         return BATCH_MESSAGES[status]
     return f"Integration failed with status {status}."
 

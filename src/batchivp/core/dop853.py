@@ -88,7 +88,16 @@ IC_CHUNK_STEPS = 3
 IC_EVENT_BUFFER = 4  # entries per event in t_events/y_events
 IC_RECORD = 5  # RECORD_NONE, RECORD_STEPS or RECORD_DENSE
 IC_RECORD_ROWS = 6  # rows of the step record arrays
-ICFG_SIZE = 7
+IC_EVENT_RULE = 7  # EVENTS_BATCH or EVENTS_SCIPY
+ICFG_SIZE = 8
+
+# What a non-finite event value does (``IC_EVENT_RULE``). EVENTS_BATCH (solve_batch): a
+# value that is NaN or inf, at a step's end or in the root search, ends the problem
+# with STATUS_EVENT_NONFINITE. EVENTS_SCIPY (solve_ivp): scipy's rule, where NaN at a
+# step's end is no sign change and inf compares as a number (``find_active_events``),
+# and only NaN in the root search ends the problem (scipy's brentq raises there).
+EVENTS_BATCH = 0
+EVENTS_SCIPY = 1
 
 # The step record (solve_ivp's output without t_eval, and its dense output): row 0 is
 # (t0, y0), then one row per accepted step (t, y after a terminal cut); with

@@ -25,9 +25,9 @@ References
 """
 
 from .coefficients import N_STAGES, N_STAGES_EXTENDED
-from .dop853 import (FS_H_ABS, FS_T, FS_T_NEW, IC_CHUNK_STEPS, IC_EVENT_BUFFER,
-                     IC_HANDLE, IC_MAX_STEPS, IC_N_EVAL, IC_RECORD, IC_RECORD_ROWS,
-                     IS_I_EVAL, IS_N_REC, IS_NFEV, IS_NONFINITE, IS_NREJECT, IS_NSTEP,
+from .dop853 import (EVENTS_BATCH, FS_H_ABS, FS_T, FS_T_NEW, IC_CHUNK_STEPS,
+                     IC_EVENT_BUFFER, IC_EVENT_RULE, IC_HANDLE, IC_MAX_STEPS, IC_N_EVAL,
+                     IC_RECORD, IC_RECORD_ROWS, IS_I_EVAL, IS_N_REC, IS_NFEV, IS_NONFINITE, IS_NREJECT, IS_NSTEP,
                      IS_STATUS, RECORD_DENSE, RECORD_NONE, STATUS_BUDGET, STATUS_EVENT,
                      STATUS_EVENT_NONFINITE, STATUS_FINISHED, STATUS_NONFINITE,
                      STATUS_PAUSED, STATUS_PENDING, STATUS_RUNNING, TC_FIRST_STEP,
@@ -65,7 +65,7 @@ def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n
     if not all_finite(f, n):
         istate[IS_STATUS] = STATUS_NONFINITE
         return
-    if not event_values(ecfg, t0, y, p, g, n_ev):
+    if not event_values(ecfg, t0, y, p, g, n_ev) and icfg[IC_EVENT_RULE] == EVENTS_BATCH:
         istate[IS_STATUS] = STATUS_EVENT_NONFINITE
         return
     direction = 1.0
@@ -176,7 +176,8 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
                     rec_F[row, r, i] = F[r, i]
         stop = STATUS_RUNNING
         if n_ev > 0:
-            if not event_values(ecfg, t, y, p, g_new, n_ev):
+            nonfinite_fails = icfg[IC_EVENT_RULE] == EVENTS_BATCH
+            if not event_values(ecfg, t, y, p, g_new, n_ev) and nonfinite_fails:
                 stop = STATUS_EVENT_NONFINITE
             else:
                 n_active = find_active_events(g, g_new, ecfg, active, n_ev)
@@ -187,7 +188,7 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
                         have_dense = True
                     last = step_events(ecfg, p, F, y_old, t_old, h, t, n_active, active,
                                        roots, n_events, max_stored, t_events, y_events,
-                                       ytmp, n)
+                                       ytmp, n, nonfinite_fails)
                     if last == -2:
                         stop = STATUS_EVENT_NONFINITE
                     elif last >= 0:

@@ -52,6 +52,14 @@ def event_values(ecfg, t, y, p, g, n_ev):
     return finite
 
 
+def event_value_fails(value, nonfinite_fails):
+    """Whether an event value in the root search ends the problem: NaN always (scipy's
+    ``brentq`` raises), inf too when ``nonfinite_fails`` (the batch rule)."""
+    if nonfinite_fails:
+        return not math.isfinite(value)
+    return value != value
+
+
 def find_active_events(g, g_new, ecfg, active, n_ev):
     """scipy's ``find_active_events``: slots whose sign changed in their direction go,
     in slot order, into ``active``; returns how many."""
@@ -72,7 +80,7 @@ def event_on_interpolant(handle, p, F, y_old, t_old, h, t, yw, n):
     return event(handle, t, yw, p)
 
 
-def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n):
+def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n, nonfinite_fails):
     """The root of ``event(t, sol(t))`` on ``[t_old, t_new]``: scipy's ``brentq``.
 
     The iteration is scipy's brentq.c (the version whose loop compares signs, not
@@ -80,7 +88,8 @@ def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n):
     scales the interpolant, the bracket's ends are ``t_old`` and ``t_new`` themselves.
     Where scipy raises, this returns instead:
 
-    - NaN if the event is not finite somewhere (a failure status for the problem);
+    - NaN if the event is NaN somewhere, or not finite with ``nonfinite_fails`` (a
+      failure status for the problem);
     - ``t_new`` if the interpolant's values at the two ends have one sign (round-off
       between the step's end state and the interpolant there): the sign change was
       seen at the end of the step;
@@ -90,7 +99,7 @@ def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n):
     xcur = t_new
     fpre = event_on_interpolant(handle, p, F, y_old, t_old, h, xpre, yw, n)
     fcur = event_on_interpolant(handle, p, F, y_old, t_old, h, xcur, yw, n)
-    if not (math.isfinite(fpre) and math.isfinite(fcur)):
+    if event_value_fails(fpre, nonfinite_fails) or event_value_fails(fcur, nonfinite_fails):
         return math.nan
     if fpre == 0.0:
         return xpre
@@ -147,7 +156,7 @@ def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n):
         else:
             xcur -= delta
         fcur = event_on_interpolant(handle, p, F, y_old, t_old, h, xcur, yw, n)
-        if not math.isfinite(fcur):
+        if event_value_fails(fcur, nonfinite_fails):
             return math.nan
     return xcur
 
@@ -163,16 +172,18 @@ def first_terminating(ecfg, n_events, active, n_active):
 
 
 def step_events(ecfg, p, F, y_old, t_old, h, t_new, n_active, active, roots, n_events,
-                max_stored, t_events, y_events, yw, n):
+                max_stored, t_events, y_events, yw, n, nonfinite_fails):
     """Roots of the active events of the step ``[t_old, t_new]`` and their record.
 
     ``active[:n_active]`` are the active slots (from :func:`find_active_events`), ``F``
     the step's interpolant. Records the roots scipy reports, in ``t_events`` and
     ``y_events`` while they fit. Returns the index in ``roots`` of the root that ends
-    the integration, -1 if none, or -2 if an event was not finite in the root search.
+    the integration, -1 if none, or -2 if an event value failed the root search
+    (:func:`event_value_fails`).
     """
     for a in range(n_active):
-        roots[a] = event_root(ecfg[active[a], EC_HANDLE], p, F, y_old, t_old, h, t_new, yw, n)
+        roots[a] = event_root(ecfg[active[a], EC_HANDLE], p, F, y_old, t_old, h, t_new, yw, n,
+                              nonfinite_fails)
         if roots[a] != roots[a]:
             return -2
     n_keep = n_active
