@@ -7,6 +7,8 @@ before the generated module is rendered or loaded. The ``no_compile`` fixture re
 came only after compiling (or a valid input rejected for the wrong reason) shows up.
 """
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -96,6 +98,11 @@ BAD_INPUTS = [
     ("params-3d", dict(params=np.ones((N, 1, 1))), r"params must be a scalar.*got shape \(3, 1, 1\)"),
     ("params-empty", dict(params=np.ones((N, 0))), r"params must be a scalar.*got shape \(3, 0\)"),
     ("params-complex", dict(params=1j), r"params is complex"),
+    ("params-nan-one-problem", dict(params=_with(np.ones((N, 2)), (2, 1), np.nan)),
+     r"params holds a non-finite value \(NaN or inf\): params\[2, 1\] = nan \(problem 2\)"),
+    ("params-inf-shared", dict(params=[1.0, np.inf]),
+     r"params holds a non-finite value \(NaN or inf\): params\[1\] = inf, shared by every"),
+    ("params-nan-scalar", dict(params=np.nan), r"params holds a non-finite value"),
     # rtol / atol
     ("rtol-1d-length-N", dict(rtol=np.full(N, 1e-6)),
      r"rtol of shape \(3,\): a 1-D rtol is per component and must have length n = 2"),
@@ -274,6 +281,23 @@ VALID_INPUTS = [
 def test_valid_input_reaches_compile_step(no_compile, overrides):
     with pytest.raises(CompileAttempted):
         call(**overrides)
+
+
+def test_output_that_cannot_fit_in_memory_is_refused_before_allocating(no_compile):
+    """10**7 problems at 10**5 t_eval points need 8 TB for y: refused with the size and
+    the arguments to change, before compiling and before any large allocation (the
+    traced peak is what y0 and the per-problem settings take, under 1 GB)."""
+    y0 = np.ones((10**7, 1))
+    t_eval = np.linspace(0.0, 1.0, 10**5)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"output needs 8,0\d\d\.\d GB.* t_eval .*"
+                                             r"max_events.*split the batch"):
+            bi.solve_batch(val_decay, (0.0, 1.0), y0, params=1.0, t_eval=t_eval, target="cpu")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1e9
 
 
 def test_small_rtol_warns_and_still_solves():

@@ -7,6 +7,7 @@ Ctrl-C (``host_loop.py``). Dask arrays go to ``dask_batch.py``: one task per blo
 problems, each solved here.
 """
 
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -141,7 +142,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     y0 : (N, n) array_like
         Initial states, finite.
     params : None, scalar, (m,) or (N, m) array_like
-        Parameter vector ``p`` passed to ``fun``, shared or per problem.
+        Parameter vector ``p`` passed to ``fun``, shared or per problem; finite.
     t_eval : None, (k,) or (N, k) array_like
         Times at which to store the solution, inside the span and sorted in the
         direction of integration, shared or per problem.
@@ -189,6 +190,13 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         each problem's result is bitwise that of a local solve). Shapes and dtypes are
         checked at once; values (NaN in ``y0``, ...) when a block is computed.
 
+    Raises
+    ------
+    ValueError
+        For a bad argument, naming it, before anything compiles; also when the output
+        (``y``: ``N * n * len(t_eval)`` floats, the event buffers ``N * len(events) *
+        max_events * (n + 1)``) cannot fit in this machine's memory.
+
     Notes
     -----
     Ctrl-C (SIGINT) while the kernel runs in the main thread does not raise
@@ -211,6 +219,8 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     functions, handles = _check_fun(fun, fun_index)
     event_slots, ecfg_row = _check_events(events)
     n_stored = _positive_int(max_events, "max_events", DEFAULT_MAX_EVENTS)
+    if not event_slots:
+        n_stored = 1  # the unused slot's buffers: one entry, not max_events per problem
     y0 = _as_float_array(y0, "y0")
     n_prob, ndim = _check_y0_shape(y0.shape)
     _check_finite(y0, "y0")
@@ -227,6 +237,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     t0, tf = span[:, 0], span[:, 1]
 
     p = _per_problem(params if params is not None else 0.0, "params", n_prob, allow_scalar=True)
+    _check_params_finite(p)
     rtol_a = _tolerance(rtol, "rtol", n_prob, ndim)
     atol_a = _tolerance(atol, "atol", n_prob, ndim)
     if np.any(rtol_a < 100 * EPS):
@@ -251,6 +262,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
                              f"(|tf - t0| = {float(abs(tf[bad] - t0[bad]))!r})")
 
     t_eval_a, n_eval = _check_t_eval(t_eval, t0, tf, n_prob)
+    _check_output_fits(n_prob, ndim, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored)
     budget = _positive_int(max_steps, "max_steps", 2**62)
     chunk = _positive_int(chunk_steps, "chunk_steps", DEFAULT_CHUNK_STEPS)
 
@@ -332,6 +344,46 @@ def _new_state(n_prob, ndim, k, n_slots, n_stored, n_rows=1, n_interpolants=1):
     rec_F = np.zeros((n_prob, n_interpolants, 7, ndim))
     y = np.full((n_prob, ndim), np.nan)
     return [fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F, y]
+
+
+def _state_bytes(n_prob, ndim, k, n_slots, n_stored):
+    """Bytes of :func:`_new_state`'s arrays (one row of record and interpolant): the
+    solution ``y`` at ``k`` times, the event buffers and the per-problem state."""
+    per_problem = (core.FSTATE_SIZE + core.ISTATE_SIZE + ndim * k  # fstate, istate, yout
+                   + n_slots * n_stored * (ndim + 1)  # t_events, y_events
+                   + 2 * n_slots + 1 + 10 * ndim)  # g, n_events, rec_t; f, rec_y, rec_F, y
+    return 8 * n_prob * per_problem
+
+
+def _physical_memory():
+    """This machine's memory in bytes (None where it cannot be told)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX (Windows)
+        pass
+    try:
+        import psutil  # optional: only where it is installed
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().total)
+
+
+def _check_output_fits(n_prob, ndim, k, n_slots, n_stored):
+    """Refuse a batch whose output cannot fit in memory, before allocating any of it:
+    a ``ValueError`` with the size and the arguments that set it."""
+    need = _state_bytes(n_prob, ndim, k, n_slots, n_stored)
+    have = _physical_memory()
+    if have is None or need <= have:
+        return
+    y_bytes = 8 * n_prob * ndim * k
+    event_bytes = 8 * n_prob * n_slots * n_stored * (ndim + 1)
+    raise ValueError(
+        f"solve_batch's output needs {need / 1e9:,.1f} GB, more than this machine's "
+        f"{have / 1e9:,.1f} GB of memory: y holds N x n x len(t_eval) = {n_prob} x {ndim} x "
+        f"{k} floats ({y_bytes / 1e9:,.1f} GB) and the event buffers N x events x "
+        f"max_events x (n + 1) = {n_prob} x {n_slots} x {n_stored} x {ndim + 1} floats "
+        f"({event_bytes / 1e9:,.1f} GB). Pass fewer t_eval points or a smaller max_events, "
+        "or split the batch (for example Dask arrays for y0, solved block by block).")
 
 
 def _warn_interrupted(status):
@@ -451,6 +503,21 @@ def _check_finite(arr, name):
         raise ValueError(f"{name} holds a non-finite value (NaN or inf) at index {tuple(int(i) for i in where)}")
 
 
+def _check_params_finite(p):
+    """NaN or inf in ``params`` would reach every evaluation of the problem's functions:
+    refuse it, naming the problem (``p`` is (N, m), a shared row broadcast)."""
+    bad = ~np.isfinite(p[:1] if p.strides[0] == 0 else p)
+    if not bad.any():
+        return
+    i, j = (int(k) for k in np.argwhere(bad)[0])
+    if p.strides[0] == 0 and len(p) > 1:
+        where = f"params[{j}] = {float(p[0, j])!r}, shared by every problem"
+    else:
+        where = f"params[{i}, {j}] = {float(p[i, j])!r} (problem {i})"
+    raise ValueError(f"params holds a non-finite value (NaN or inf): {where}; "
+                     "parameters must be finite numbers")
+
+
 def _per_problem(value, name, n_prob, allow_scalar):
     arr = _as_float_array(value, name)
     if arr.ndim == 0 and allow_scalar:
@@ -508,20 +575,21 @@ def _check_t_eval(t_eval, t0, tf, n_prob):
         raise ValueError(f"t_eval must have shape (k,) shared or ({n_prob}, k) per problem, "
                          f"got shape {np.shape(t_eval)}")
     _check_finite(arr, "t_eval")
-    full = np.broadcast_to(arr, (n_prob, arr.shape[1]))
+    # Per problem, from the rows' extremes and steps: a shared row is checked against
+    # every span without (N, k) temporaries.
     lo, hi = np.minimum(t0, tf), np.maximum(t0, tf)
-    outside = (full < lo[:, None]) | (full > hi[:, None])
+    outside = (arr.min(axis=1) < lo) | (arr.max(axis=1) > hi)
     if outside.any():
-        i = int(np.argwhere(outside)[0][0])
+        i = int(np.argmax(outside))
         raise ValueError(f"t_eval holds values outside t_span (first in problem {i}, span "
                          f"[{float(t0[i])!r}, {float(tf[i])!r}])")
-    d = np.diff(full, axis=1)
-    direction = np.sign(tf - t0)[:, None]
-    unsorted = (d * np.where(direction == 0, 1, direction)) <= 0
+    d = np.diff(arr, axis=1)
+    unsorted = np.where(tf < t0, np.any(d >= 0, axis=1), np.any(d <= 0, axis=1))
     if unsorted.any():
-        i = int(np.argwhere(unsorted)[0][0])
+        i = int(np.argmax(unsorted))
         raise ValueError(f"t_eval must be strictly sorted in the direction of integration "
                          f"(problem {i} runs from {float(t0[i])!r} to {float(tf[i])!r})")
+    full = np.broadcast_to(arr, (n_prob, arr.shape[1]))
     return full, arr.shape[1]
 
 
