@@ -3,7 +3,8 @@
 The oracle is ``scipy.integrate.solve_ivp(method="DOP853")`` calling the same Python
 function, with its BLAS sums in index order (``conftest.scipy_reference``; README
 "Exactness"), so on every machine each problem must take exactly scipy's steps (equal
-``nfev``) and agree to round-off. Analytic solutions and conservation laws check the physics besides.
+``nfev``) and agree to round-off. Analytic solutions and conservation laws check the
+physics besides.
 """
 
 import math

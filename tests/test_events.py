@@ -1,8 +1,9 @@
 """Events in the kernel on every target, against scipy's solve_ivp(events=...).
 
 Each problem of a batch is compared with scipy's DOP853 (its BLAS sums in index order,
-``conftest.scipy_reference``) solving it alone with the same Python event functions: the same occurrences (count, times to 1e-12 absolute, states
-to round-off), the same status, final time and ``nfev``. Analytic event times of a
+``conftest.scipy_reference``) solving it alone with the same Python event functions:
+the same occurrences (count, times to 1e-12 absolute, states to round-off), the same
+status, final time and ``nfev``. Analytic event times of a
 harmonic oscillator check the physics besides.
 """
 

@@ -4,9 +4,10 @@ Equal steps (``nfev``, ``t`` grids, bitwise states, event times) are judged agai
 scipy with its BLAS sums in index order (the fixture ``scipy_in_index_order``, README
 "Exactness"), the same on every machine. Stock scipy sums in the order of this CPU's
 BLAS kernel, which can change its steps; against it only what holds on every kernel is
-checked: the status, the ``t_eval`` times, and states within the solutions' accuracy. Ordinary callables compile for the cpu targets
-(``parallel`` solves one problem on one core too); the cuda target (the simulator
-here) takes registered functions.
+checked: the status, the ``t_eval`` times, and states within the solutions'
+accuracy. Ordinary callables compile for the cpu targets (``parallel`` solves one
+problem on one core too); the cuda target (the simulator here) takes registered
+functions.
 """
 
 import math

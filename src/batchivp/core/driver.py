@@ -27,12 +27,12 @@ References
 from .coefficients import N_STAGES, N_STAGES_EXTENDED
 from .dop853 import (EVENTS_BATCH, FS_H_ABS, FS_T, FS_T_NEW, IC_CHUNK_STEPS,
                      IC_EVENT_BUFFER, IC_EVENT_RULE, IC_HANDLE, IC_MAX_STEPS, IC_N_EVAL,
-                     IC_RECORD, IC_RECORD_ROWS, IS_I_EVAL, IS_N_REC, IS_NFEV, IS_NONFINITE, IS_NREJECT, IS_NSTEP,
-                     IS_STATUS, RECORD_DENSE, RECORD_NONE, STATUS_BUDGET, STATUS_EVENT,
-                     STATUS_EVENT_NONFINITE, STATUS_FINISHED, STATUS_NONFINITE,
-                     STATUS_PAUSED, STATUS_PENDING, STATUS_RUNNING, TC_FIRST_STEP,
-                     TC_MAX_STEP, TC_T0, TC_TF, all_finite, dense_coefficients,
-                     dense_eval, dop853_step, select_initial_step)
+                     IC_RECORD, IC_RECORD_ROWS, IS_I_EVAL, IS_N_REC, IS_NFEV, IS_NONFINITE,
+                     IS_NREJECT, IS_NSTEP, IS_STATUS, RECORD_DENSE, RECORD_NONE,
+                     STATUS_BUDGET, STATUS_EVENT, STATUS_EVENT_NONFINITE, STATUS_FINISHED,
+                     STATUS_NONFINITE, STATUS_PAUSED, STATUS_PENDING, STATUS_RUNNING,
+                     TC_FIRST_STEP, TC_MAX_STEP, TC_T0, TC_TF, all_finite,
+                     dense_coefficients, dense_eval, dop853_step, select_initial_step)
 from .events import event_values, events_at_rest, find_active_events, step_events
 
 
