@@ -285,6 +285,11 @@ def _chain_value(value, device):
     ``("helper", function)``, or None to keep it as written (a module reference:
     modules, math/numpy functions, classes and other objects numba resolves itself)."""
     literal = repr(value) if isinstance(value, str) else _constant(value)
+    if literal is not None and device and isinstance(value, np.ndarray):
+        raise Uncompilable(
+            "it reads an array of a module or class, which a registered function cannot "
+            "carry into the generated kernel (as an array global); use numbers or tuples "
+            "of numbers, or pass the values through params")
     if literal is not None:
         return "const", literal
     target = getattr(value, "py_func", value)
@@ -393,12 +398,16 @@ def _helper(func, helpers, seen):
     analysis = analyse(func)
     key = (func.__code__, id(func))
     if key in seen:
+        if (key, "busy") in seen:  # a recursive call: its name is handed out
+            seen[key, "called"] = True
         return seen[key]
-    # The name is final before the body is resolved (a recursive helper calls it).
+    # A provisional name while the body is resolved (a recursive helper calls it).
     digest = hashlib.sha256(analysis.source.encode()).hexdigest()[:10]
     rendered_name = f"plain_{analysis.name}_{digest}"
     seen[key] = rendered_name
+    seen[key, "busy"] = True
     source, globals_ = rendered_source(func, analysis, helpers, seen)
+    del seen[key, "busy"]
     # Helpers are called by their rendered names: rename those before the registry's
     # renaming (which only knows modules and constants).
     calls = {n: v for n, (k, v) in globals_.items() if k == "helper"}
@@ -408,7 +417,7 @@ def _helper(func, helpers, seen):
     # Two functions of the same code with other values (closures of one factory)
     # must not share a rendered name: the renderer emits one helper per name.
     content = hashlib.sha256(repr((source, sorted(plain_globals.items()))).encode()).hexdigest()[:6]
-    if rendered_name not in source.replace(f"def {analysis.name}(", "", 1):
+    if (key, "called") not in seen:
         final = f"{rendered_name}{content}"
         seen[key] = final
         rendered_name = final

@@ -393,6 +393,12 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
         if existing is not None:
             candidate_key = _KINDS[kind](name, -1, def_source, globals_, func, origin).key
             if existing.kind == kind and existing.key == candidate_key:
+                if existing.py_func is not func and "_stamp" in existing.__dict__:
+                    # The same code defined again (a module imported anew, a script run
+                    # again): follow the new function's values from now on.
+                    existing.py_func = existing.__wrapped__ = func
+                    existing._stamp = stamp
+                    existing._registered = (source, func_globals, expected_args)
                 return existing
             if existing.kind != kind or existing.py_func is not func:
                 raise RegistrationError(
@@ -672,7 +678,8 @@ def _reregister(kind, name, source, globals_, options):
             f"cannot unpickle {kind} {name!r}: this process registered a different "
             f"{existing.kind} under that name (from {existing.origin})")
     if existing is None:
-        prelude = "".join(
+        # The literals of constants may use math and numpy (math.inf, np.array).
+        prelude = "import math\nimport numpy as np\n" + "".join(
             f"import {value} as {gname}\n" if gkind == "module" else f"{gname} = {value}\n"
             for gname, (gkind, value) in sorted(globals_.items()))
         text = prelude + source
