@@ -430,27 +430,38 @@ def fingerprint(func, depth=0):
     of the names, attribute chains (``cfg.K``) and defaults it reads (functions by
     their own fingerprint). Equal fingerprints render equal plugins, so the adapter
     is built once per fingerprint, and a registered function is re-rendered when its
-    fingerprint changes."""
-    func = getattr(func, "py_func", func)
+    fingerprint changes. Called on every solve: keep it a few lookups."""
+    if type(func) is not types.FunctionType:
+        func = getattr(func, "py_func", func)
     analysis = analyse(func)
-    items = []
+    items, roots = [], {}
     for name in analysis.free_names:
         found, value = _free_value(func, name)
         if found:
+            roots[name] = value
             items.append((name, _value_print(value, depth)))
     for root, attrs, _ in analysis.chains:
-        found, value = _free_value(func, root)
-        if found:
-            n, value = _walk(value, attrs)
-            items.append((root, attrs[:n], _value_print(value, depth) if n else None))
+        value = roots.get(root, _MISSING)
+        if value is _MISSING or (type(value) is types.ModuleType  # math.pi, np.sin: fixed
+                                 and value.__name__.partition(".")[0] in LIBRARY_MODULES):
+            continue
+        n, value = _walk(value, attrs)
+        items.append((root, attrs[:n], _value_print(value, depth) if n else None))
     if analysis.defaults:
         items.append(("defaults", _value_print(func.__defaults__, depth),
                       _value_print(tuple(sorted((func.__kwdefaults__ or {}).items())), depth)))
     return (func.__code__, tuple(items))
 
 
+_MISSING = object()
+_SCALARS = (float, int, bool, str, np.float64)
+
+
 def _value_print(value, depth):
-    if isinstance(value, types.ModuleType):
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind.__name__, repr(value))
+    if kind is types.ModuleType:
         return ("module", value.__name__)
     if isinstance(value, (bool, np.bool_, numbers.Number, str)):
         return (type(value).__name__, repr(value))
@@ -458,7 +469,9 @@ def _value_print(value, depth):
         return ("tuple",) + tuple(_value_print(v, depth) for v in value)
     if isinstance(value, np.ndarray) and value.size <= MAX_ARRAY_CONSTANT:
         return ("array", value.dtype.str, value.shape, value.tobytes())
-    target = getattr(value, "py_func", value)
+    if isinstance(value, types.ModuleType):
+        return ("module", value.__name__)
+    target = value if kind is types.FunctionType else getattr(value, "py_func", value)
     if isinstance(target, types.FunctionType) and depth < 8 and not _is_library(target):
         try:
             return ("function", fingerprint(target, depth + 1))

@@ -386,6 +386,7 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
     lines = source.splitlines()
     def_source = "\n".join(lines[node.lineno - 1 : node.end_lineno]) + "\n"
     def_source, globals_, stamp = _resolve_values(func, def_source, where)
+    trial = _as_rendered(func, def_source, globals_, origin, node.lineno) if globals_ else func
     globals_.update(_resolve_globals(def_source, name, func_globals, where, set(globals_)))
 
     with _lock:
@@ -400,16 +401,18 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
                     existing._stamp = stamp
                     existing._registered = (source, func_globals, expected_args)
                 return existing
-            if existing.kind != kind or existing.py_func is not func:
+            # The same function, or the same def at the same place (a module imported
+            # anew), reading other values now, is rendered anew (another key).
+            same = existing.kind == kind and (existing.py_func is func or (
+                existing.origin == origin
+                and existing.__dict__.get("_registered", (None,))[0] == source))
+            if not same:
                 raise RegistrationError(
                     f"{where}: a different {existing.kind} named {name!r} is already "
                     f"registered (from {existing.origin}); give this one another name")
-            # The same function, reading other values now: render it anew (new key).
-    _trial_compile(func, where, kind)
+    _trial_compile(trial, where, kind)
     with _lock:
         existing = _registry.get(name)
-        if existing is not None and existing.py_func is not func:
-            return existing
         handle = existing.handle if existing is not None else _counter[0]
         entry = _KINDS[kind](name, handle, def_source, globals_, func, origin)
         if existing is not None and existing.key == entry.key:
@@ -438,6 +441,25 @@ def _resolve_values(func, def_source, where):
     except plain.Uncompilable as exc:
         raise RegistrationError(f"{where}: {exc}") from None
     return source, globals_, stamp
+
+
+def _as_rendered(func, def_source, values, origin, def_line):
+    """The function as rendered: ``def_source`` (chains on modules and classes replaced
+    by names of constants, ``values``) run with those constants and ``func``'s
+    globals, for the trial compile. Compiled at the lines of the original, so numba's
+    messages quote the user's file."""
+    namespace = dict(func.__globals__)
+    literals = {"math": math, "np": numpy}
+    for gname, (_, literal) in values.items():
+        namespace[gname] = eval(literal, literals)  # noqa: S307 - our own literals
+    filename, _, first = origin.rpartition(":")
+    tree = ast.parse(def_source)
+    try:
+        ast.increment_lineno(tree, int(first) + def_line - 2)
+    except ValueError:
+        pass
+    exec(compile(tree, filename or "<rendered>", "exec"), namespace)
+    return namespace[func.__name__]
 
 
 def _refresh(entry):
