@@ -430,6 +430,7 @@ def _check_fun(fun, fun_index):
                 f"fun must be a right-hand side registered with @batchivp.rhs (or a list "
                 f"of them), got {item!r}; decorate it with @batchivp.rhs, as in "
                 "'@batchivp.rhs def f(t, y, p, dydt): ...'")
+    funs = [item.current() for item in funs]  # values it reads changed: render anew
     if fun_index is None:
         if len(funs) > 1:
             raise ValueError("fun is a list of right-hand sides: pass fun_index=, one index per problem")
@@ -464,6 +465,7 @@ def _check_events(events):
                 f"events must hold event functions registered with @batchivp.event, got "
                 f"{item!r}; decorate it, as in '@batchivp.event(terminal=True) "
                 "def hit(t, y, p): return y[0]'")
+    slots = [item.current() for item in slots]  # values it reads changed: render anew
     _, handles = render.unique_functions(slots)
     ecfg = np.zeros((max(len(slots), 1), core_events.ECFG_SIZE), dtype=np.int64)
     for e, item in enumerate(slots):

@@ -206,11 +206,11 @@ class _Problem:
             if self.plain:
                 self.rhs = _plain_plugin(fun, "rhs", self, args, layout, vectorized=call["vectorized"])
             else:
-                self.rhs = fun
+                self.rhs = fun.current()  # values it reads changed: render anew
             self.events = []
             for ev in event_list or ():
                 if isinstance(ev, EventFunction):
-                    self.events.append(ev)
+                    self.events.append(ev.current())
                 else:
                     base = _plain_plugin(ev, "event", self, args, layout, vectorized=False)
                     self.plain = True

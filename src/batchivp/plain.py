@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import EventFunction, RhsFunction, _literal, rename_tokens
+from .registry import (EventFunction, RhsFunction, SourceError, _literal, check_defines,
+                       function_source, rename_tokens)
 
 MAX_ARRAY_CONSTANT = 4096  # elements of an array global rendered as a literal
 
@@ -60,6 +61,9 @@ class _Analysis:
     origin: str
     source: str  # a ``def`` of the function under its own name
     free_names: tuple  # names read from closure, globals or builtins
+    chains: tuple = ()  # (root, attrs, spans): attribute chains on free names, see _chains
+    defaults: tuple = ()  # (arg, span, index or None): default values, see _defaults
+    names: frozenset = frozenset()  # every identifier of ``source``
 
 
 _analyses = weakref.WeakKeyDictionary()  # code object -> _Analysis or Uncompilable
@@ -98,31 +102,79 @@ def _analyse_code(func):
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         raise Uncompilable("it is a generator or coroutine")
     filename = code.co_filename
-    lines = linecache.getlines(filename, func.__globals__)
-    if not lines:
-        raise Uncompilable(f"its source cannot be read (defined in {filename})")
-    if func.__name__ == "<lambda>":
-        source = _lambda_source(func, "".join(lines))
-    else:
-        try:
-            block = inspect.getblock(lines[code.co_firstlineno - 1:])
-        except Exception as exc:
-            raise Uncompilable(f"its source cannot be read ({exc})") from None
-        source = textwrap.dedent("".join(block))
-        try:
-            tree = ast.parse(source)
-        except SyntaxError as exc:
-            raise Uncompilable(f"its source cannot be parsed ({exc.msg})") from None
-        node = tree.body[0]
-        if not isinstance(node, ast.FunctionDef):
-            raise Uncompilable("its source is not a plain def")
-        text = source.splitlines()
-        source = "\n".join(text[node.lineno - 1:node.end_lineno]) + "\n"
+    try:
+        if func.__name__ == "<lambda>":
+            lines = linecache.getlines(filename, func.__globals__)
+            if not lines:
+                raise Uncompilable(f"its source cannot be read (defined in {filename})")
+            check_defines(func, "".join(lines))
+            source = _lambda_source(func, "".join(lines))
+        else:
+            source, _, _, _ = function_source(func)
+            try:
+                tree = ast.parse(source)
+            except SyntaxError as exc:
+                raise Uncompilable(f"its source cannot be parsed ({exc.msg})") from None
+            node = tree.body[0]
+            if not isinstance(node, ast.FunctionDef):
+                raise Uncompilable("its source is not a plain def")
+            text = source.splitlines()
+            source = "\n".join(text[node.lineno - 1:node.end_lineno]) + "\n"
+    except SourceError as exc:
+        raise Uncompilable(str(exc)) from None
     name = _def_name(source)
+    free = _free_names(source, name)
+    node = ast.parse(source).body[0]
+    names = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name)) | frozenset(
+        a.arg for a in ast.walk(node) if isinstance(a, ast.arg)) | {name}
+    return _Analysis(name, f"{filename}:{code.co_firstlineno}", source, free,
+                     _chains(node, set(free)), _defaults(node), names)
+
+
+def _free_names(source, name):
+    """The names the ``def name`` of ``source`` reads from outside (sorted)."""
     table = symtable.symtable(source, "<plain>", "exec")
     function_table = next(c for c in table.get_children() if c.get_name() == name)
-    free = tuple(sorted(set(function_table.get_globals()) | _nested_globals(function_table)))
-    return _Analysis(name, f"{filename}:{code.co_firstlineno}", source, free)
+    return tuple(sorted(set(function_table.get_globals()) | _nested_globals(function_table)))
+
+
+def _span(node):
+    return (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+
+
+def _chains(node, free):
+    """The attribute chains ``root.a.b`` read in the body of ``node`` whose root is a
+    free name: ``(root, ("a", "b"), spans)``, ``spans[i]`` being the source span of
+    the chain's first ``i + 1`` attributes (byte columns, as ``ast`` gives them)."""
+    chains, inner = [], set()
+    for stmt in node.body:
+        for sub in ast.walk(stmt):  # breadth first: a chain's outermost node comes first
+            if not isinstance(sub, ast.Attribute) or id(sub) in inner:
+                continue
+            nodes, part = [], sub
+            while isinstance(part, ast.Attribute):
+                nodes.append(part)
+                inner.add(id(part))
+                part = part.value
+            if (isinstance(part, ast.Name) and part.id in free
+                    and isinstance(sub.ctx, ast.Load)):
+                nodes.reverse()
+                chains.append((part.id, tuple(n.attr for n in nodes),
+                               tuple(_span(n) for n in nodes)))
+    return tuple(chains)
+
+
+def _defaults(node):
+    """``(arg, span, index)`` of each default value in the ``def`` (``index`` into
+    ``__defaults__``; ``None`` for a keyword-only argument)."""
+    args = node.args
+    positional = args.posonlyargs + args.args
+    found = [(a.arg, _span(d), i)
+             for i, (a, d) in enumerate(zip(positional[len(positional) - len(args.defaults):],
+                                             args.defaults))]
+    found += [(a.arg, _span(d), None) for a, d in zip(args.kwonlyargs, args.kw_defaults)
+              if d is not None]
+    return tuple(found)
 
 
 def _nested_globals(table):
@@ -205,29 +257,140 @@ def _constant(value):
     return None
 
 
-def resolve(func, analysis, helpers, seen):
-    """The globals map (registry format) of ``func``'s free names, adding other plain
-    functions it calls to ``helpers``."""
-    resolved = {}
-    for name in analysis.free_names:
+LIBRARY_MODULES = frozenset({"math", "cmath", "numpy", "scipy", "numba"})
+
+
+def _walk(value, attrs):
+    """``(n, value)``: the value of the chain ``value.attrs[0]...`` followed while it is
+    on a module or class (``n`` attributes; 0 when ``value`` is neither, or an
+    attribute is missing: numba then reports it as written)."""
+    n = 0
+    for attr in attrs:
+        if not isinstance(value, (types.ModuleType, type)):
+            break
+        try:
+            value = getattr(value, attr)
+        except AttributeError:
+            return 0, None
+        n += 1
+    return n, value
+
+
+def _is_library(func):
+    return (getattr(func, "__module__", None) or "").split(".")[0] in LIBRARY_MODULES
+
+
+def _chain_value(value, device):
+    """How a chain ending at ``value`` is rendered: ``("const", literal)``,
+    ``("helper", function)``, or None to keep it as written (a module reference:
+    modules, math/numpy functions, classes and other objects numba resolves itself)."""
+    literal = repr(value) if isinstance(value, str) else _constant(value)
+    if literal is not None and device and isinstance(value, np.ndarray):
+        raise Uncompilable(
+            "it reads an array of a module or class, which a registered function cannot "
+            "carry into the generated kernel (as an array global); use numbers or tuples "
+            "of numbers, or pass the values through params")
+    if literal is not None:
+        return "const", literal
+    target = getattr(value, "py_func", value)
+    if isinstance(target, types.FunctionType) and not _is_library(target):
+        if device:
+            raise Uncompilable(
+                f"it calls the Python function {target.__module__}.{target.__qualname__}, "
+                "which a registered function cannot call (its body is rendered alone, on "
+                "every target); write the computation into the function, or use the "
+                "function with batchivp.solve_ivp or as an orbit.UserForce, where plain "
+                "functions it calls are rendered too")
+        return "helper", target
+    return None
+
+
+def _unique(name, taken):
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _apply_edits(source, edits):
+    """``source`` with each span (line, byte column, end line, end byte column) of
+    ``edits`` replaced by its text; spans do not overlap."""
+    lines = [line.encode() for line in source.splitlines(True)]
+    for (line, col, end_line, end_col), text in sorted(edits.items(), reverse=True):
+        head = lines[line - 1][:col]
+        tail = lines[end_line - 1][end_col:]
+        lines[line - 1:end_line] = [head + text.encode() + tail]
+    return b"".join(lines).decode()
+
+
+def rendered_source(func, analysis, helpers, seen, device=False):
+    """``(source, globals_)``: ``func``'s def as the generated module holds it, and the
+    globals map (registry format) of the names it reads.
+
+    Values are taken as they are now, and written into the text, so that the content
+    hash of the module covers them (a changed value renders another module, in memory
+    and on disk): an attribute chain on a module or class (``cfg.K``, ``pkg.sub.K``,
+    ``Config.K``) that ends at a number, tuple or small array becomes a constant, and
+    one that ends at a plain function a call of its rendered helper; each default
+    value becomes a constant (the value at ``def`` time, not the expression). Other
+    plain functions it calls are added to ``helpers``. ``device``: for the registry,
+    which resolves bare names itself (chains only).
+    """
+    edits, globals_, introduced, chain_names = {}, {}, set(), {}
+    taken = set(analysis.names)
+    for root, attrs, spans in analysis.chains:
+        found, value = _free_value(func, root)
+        if not found:
+            continue
+        n, value = _walk(value, attrs)
+        if n == 0:
+            continue
+        how = _chain_value(value, device)
+        if how is None:
+            continue
+        if how[0] == "helper":
+            edits[spans[n - 1]] = rendered = _helper(how[1], helpers, seen)
+            introduced.add(rendered)
+            continue
+        chain = (root,) + attrs[:n]
+        if chain not in chain_names:
+            chain_names[chain] = _unique("__".join(chain), taken)
+        globals_[chain_names[chain]] = how
+        edits[spans[n - 1]] = chain_names[chain]
+    for arg, span, index in analysis.defaults:
+        value = func.__defaults__[index] if index is not None else func.__kwdefaults__[arg]
+        literal = "None" if value is None else _constant(value)
+        if literal is None:
+            raise Uncompilable(f"its default value {arg}={value!r} ({type(value).__name__}) "
+                               "cannot be taken into compiled code")
+        gname = _unique(f"{arg}__default", taken)
+        globals_[gname] = ("const", literal)
+        edits[span] = gname
+    source = _apply_edits(analysis.source, edits) if edits else analysis.source
+    if device:
+        return source, globals_
+    names = _free_names(source, analysis.name) if edits else analysis.free_names
+    for name in names:
+        if name in globals_ or name in introduced:
+            continue
         found, value = _free_value(func, name)
         if not found:
             continue
         if isinstance(value, types.ModuleType):
-            resolved[name] = ("module", value.__name__)
+            globals_[name] = ("module", value.__name__)
             continue
         literal = _constant(value)
         if literal is not None:
-            resolved[name] = ("const", literal)
+            globals_[name] = ("const", literal)
             continue
         target = getattr(value, "py_func", value)
         if isinstance(target, types.FunctionType):
-            resolved[name] = ("helper", _helper(target, helpers, seen))
+            globals_[name] = ("helper", _helper(target, helpers, seen))
             continue
         raise Uncompilable(f"it uses {name!r}, a {type(value).__name__}, which numba cannot "
                            "take into compiled code (numbers, tuples, small arrays of "
                            "numbers, modules and plain functions can be)")
-    return resolved
+    return source, globals_
 
 
 def _helper(func, helpers, seen):
@@ -235,46 +398,81 @@ def _helper(func, helpers, seen):
     analysis = analyse(func)
     key = (func.__code__, id(func))
     if key in seen:
+        if (key, "busy") in seen:  # a recursive call: its name is handed out
+            seen[key, "called"] = True
         return seen[key]
+    # A provisional name while the body is resolved (a recursive helper calls it).
     digest = hashlib.sha256(analysis.source.encode()).hexdigest()[:10]
     rendered_name = f"plain_{analysis.name}_{digest}"
     seen[key] = rendered_name
-    globals_ = resolve(func, analysis, helpers, seen)
+    seen[key, "busy"] = True
+    source, globals_ = rendered_source(func, analysis, helpers, seen)
+    del seen[key, "busy"]
     # Helpers are called by their rendered names: rename those before the registry's
     # renaming (which only knows modules and constants).
     calls = {n: v for n, (k, v) in globals_.items() if k == "helper"}
-    source = analysis.source
     if calls:
         source = rename_tokens(source, calls)
     plain_globals = {n: kv for n, kv in globals_.items() if kv[0] != "helper"}
+    # Two functions of the same code with other values (closures of one factory)
+    # must not share a rendered name: the renderer emits one helper per name.
+    content = hashlib.sha256(repr((source, sorted(plain_globals.items()))).encode()).hexdigest()[:6]
+    if (key, "called") not in seen:
+        final = f"{rendered_name}{content}"
+        seen[key] = final
+        rendered_name = final
     helpers.append(Helper(analysis.name, rendered_name, source, plain_globals))
     return rendered_name
 
 
 def fingerprint(func, depth=0):
     """What a rendered ``func`` depends on, cheaply: its code and the current values
-    of the names it reads (functions by their own fingerprint). Equal fingerprints
-    render equal plugins, so the adapter is built once per fingerprint."""
+    of the names, attribute chains (``cfg.K``) and defaults it reads (functions by
+    their own fingerprint). Equal fingerprints render equal plugins, so the adapter
+    is built once per fingerprint, and a registered function is re-rendered when its
+    fingerprint changes. Called on every solve: keep it a few lookups."""
+    if type(func) is not types.FunctionType:
+        func = getattr(func, "py_func", func)
     analysis = analyse(func)
-    items = []
+    items, roots = [], {}
     for name in analysis.free_names:
-        found, value = _free_value(getattr(func, "py_func", func), name)
+        found, value = _free_value(func, name)
         if found:
+            roots[name] = value
             items.append((name, _value_print(value, depth)))
-    return (getattr(func, "py_func", func).__code__, tuple(items))
+    for root, attrs, _ in analysis.chains:
+        value = roots.get(root, _MISSING)
+        if value is _MISSING or (type(value) is types.ModuleType  # math.pi, np.sin: fixed
+                                 and value.__name__.partition(".")[0] in LIBRARY_MODULES):
+            continue
+        n, value = _walk(value, attrs)
+        items.append((root, attrs[:n], _value_print(value, depth) if n else None))
+    if analysis.defaults:
+        items.append(("defaults", _value_print(func.__defaults__, depth),
+                      _value_print(tuple(sorted((func.__kwdefaults__ or {}).items())), depth)))
+    return (func.__code__, tuple(items))
+
+
+_MISSING = object()
+_SCALARS = (float, int, bool, str, np.float64)
 
 
 def _value_print(value, depth):
-    if isinstance(value, types.ModuleType):
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind.__name__, repr(value))
+    if kind is types.ModuleType:
         return ("module", value.__name__)
-    if isinstance(value, (bool, np.bool_, numbers.Number)):
-        return (type(value).__name__, value)
+    if isinstance(value, (bool, np.bool_, numbers.Number, str)):
+        return (type(value).__name__, repr(value))
     if isinstance(value, tuple):
         return ("tuple",) + tuple(_value_print(v, depth) for v in value)
     if isinstance(value, np.ndarray) and value.size <= MAX_ARRAY_CONSTANT:
         return ("array", value.dtype.str, value.shape, value.tobytes())
-    target = getattr(value, "py_func", value)
-    if isinstance(target, types.FunctionType) and depth < 8:
+    if isinstance(value, types.ModuleType):
+        return ("module", value.__name__)
+    target = value if kind is types.FunctionType else getattr(value, "py_func", value)
+    if isinstance(target, types.FunctionType) and depth < 8 and not _is_library(target):
         try:
             return ("function", fingerprint(target, depth + 1))
         except Uncompilable:
@@ -436,6 +634,7 @@ def compose(kind, source, calls, origin="<composed>"):
     helpers, seen, mapping = [], {}, {}
     for name, func in sorted(calls.items()):
         if isinstance(func, (RhsFunction, EventFunction)):
+            func = func.current()  # with the values it reads now
             mapping[name] = f"{func.rendered_name}_{func.key[:10]}"
             helpers.extend(getattr(func, "helpers", ()))
             helpers.append(Helper(func.name, mapping[name], func.source, func.globals_))

@@ -110,6 +110,21 @@ class UserFunction:
     def __call__(self, *args):
         return self.py_func(*args)
 
+    def current(self):
+        """This function as it reads its values now: itself, or, when a value it reads
+        (a global, ``cfg.K``, ``Config.K``) changed since it was rendered, the function
+        rendered anew with the new values (another key, so another module: a kernel
+        never runs with old values). The solvers call it on every solve; it compares
+        the current values with those rendered, which costs microseconds."""
+        stamp = self.__dict__.get("_stamp")
+        if stamp is None:  # rendered from a recipe (plain adapters, compose): fixed values
+            return self
+        from . import plain
+
+        if plain.fingerprint(self.py_func) == stamp:
+            return self
+        return _refresh(self)
+
     def __repr__(self):
         return f"<batchivp {self.kind} {self.name!r} handle={self.handle} from {self.origin}>"
 
@@ -232,14 +247,12 @@ def _register_function(kind, func, expected_args):
             f"for source text use batchivp.register_{kind}(source)")
     name = func.__name__
     try:
-        raw = inspect.getsource(func)
-        filename = inspect.getsourcefile(func) or "<unknown>"
-        first_line = func.__code__.co_firstlineno
-    except (OSError, TypeError) as exc:
-        raise RegistrationError(
-            f"{kind} {name!r}: its source cannot be read ({exc}); define it in a file, or "
-            f"pass the source text to batchivp.register_{kind}(source)") from None
-    return _register(kind, name, textwrap.dedent(raw), func, func.__globals__,
+        raw, filename, first_line, _ = function_source(func)
+    except SourceError as exc:
+        hint = "" if "register_rhs" in str(exc) else (
+            f"; define it in a file, or pass the source text to batchivp.register_{kind}(source)")
+        raise RegistrationError(f"{kind} {name!r}: {exc}{hint}") from None
+    return _register(kind, name, raw, func, func.__globals__,
                      f"{filename}:{first_line}", expected_args)
 
 
@@ -363,31 +376,100 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
             f"{kind} {name!r} ({origin}): expected a function defined with a plain def "
             "(lambdas and callables cannot be registered)")
     where = f"{kind} {name!r} ({origin})"
+    if node.name != name:
+        raise RegistrationError(
+            f"{where}: it is the function {node.name!r} defined there, under the name "
+            f"{name!r} (a decorator wrapped it?); register the function itself")
     _check_signature(node, where, expected_args)
     _check_body(node, where, kind, origin)
     # Drop decorators: the def line onwards, as written.
     lines = source.splitlines()
     def_source = "\n".join(lines[node.lineno - 1 : node.end_lineno]) + "\n"
-    globals_ = _resolve_globals(def_source, name, func_globals, where)
+    def_source, globals_, stamp = _resolve_values(func, def_source, where)
+    trial = _as_rendered(func, def_source, globals_, origin, node.lineno) if globals_ else func
+    globals_.update(_resolve_globals(def_source, name, func_globals, where, set(globals_)))
 
     with _lock:
         existing = _registry.get(name)
         if existing is not None:
             candidate_key = _KINDS[kind](name, -1, def_source, globals_, func, origin).key
-            if existing.kind != kind or existing.key != candidate_key:
+            if existing.kind == kind and existing.key == candidate_key:
+                if existing.py_func is not func and "_stamp" in existing.__dict__:
+                    # The same code defined again (a module imported anew, a script run
+                    # again): follow the new function's values from now on.
+                    existing.py_func = existing.__wrapped__ = func
+                    existing._stamp = stamp
+                    existing._registered = (source, func_globals, expected_args)
+                return existing
+            # The same function, or the same def at the same place (a module imported
+            # anew), reading other values now, is rendered anew (another key).
+            same = existing.kind == kind and (existing.py_func is func or (
+                existing.origin == origin
+                and existing.__dict__.get("_registered", (None,))[0] == source))
+            if not same:
                 raise RegistrationError(
                     f"{where}: a different {existing.kind} named {name!r} is already "
                     f"registered (from {existing.origin}); give this one another name")
-            return existing
-    _trial_compile(func, where, kind)
+    _trial_compile(trial, where, kind)
     with _lock:
         existing = _registry.get(name)
-        if existing is not None:
+        handle = existing.handle if existing is not None else _counter[0]
+        entry = _KINDS[kind](name, handle, def_source, globals_, func, origin)
+        if existing is not None and existing.key == entry.key:
             return existing
-        entry = _KINDS[kind](name, _counter[0], def_source, globals_, func, origin)
-        _counter[0] += 1
+        entry._stamp = stamp
+        entry._registered = (source, func_globals, expected_args)
+        if existing is None:
+            _counter[0] += 1
         _registry[name] = entry
         return entry
+
+
+def _resolve_values(func, def_source, where):
+    """``(source, globals_, stamp)``: attribute chains on modules and classes read by
+    the function (``cfg.K``, ``Config.K``) written into ``def_source`` as constants of
+    their values now (``batchivp.plain.rendered_source``), and the fingerprint of all
+    values it reads, against which :meth:`UserFunction.current` checks them later."""
+    from . import plain
+
+    try:
+        analysis = plain.analyse(func)
+        if analysis.source != def_source:  # defensive: both are the def as written
+            raise plain.Uncompilable("its source could not be read twice alike")
+        source, globals_ = plain.rendered_source(func, analysis, [], {}, device=True)
+        stamp = plain.fingerprint(func)
+    except plain.Uncompilable as exc:
+        raise RegistrationError(f"{where}: {exc}") from None
+    return source, globals_, stamp
+
+
+def _as_rendered(func, def_source, values, origin, def_line):
+    """The function as rendered: ``def_source`` (chains on modules and classes replaced
+    by names of constants, ``values``) run with those constants and ``func``'s
+    globals, for the trial compile. Compiled at the lines of the original, so numba's
+    messages quote the user's file."""
+    namespace = dict(func.__globals__)
+    literals = {"math": math, "np": numpy}
+    for gname, (_, literal) in values.items():
+        namespace[gname] = eval(literal, literals)  # noqa: S307 - our own literals
+    filename, _, first = origin.rpartition(":")
+    tree = ast.parse(def_source)
+    try:
+        ast.increment_lineno(tree, int(first) + def_line - 2)
+    except ValueError:
+        pass
+    exec(compile(tree, filename or "<rendered>", "exec"), namespace)
+    return namespace[func.__name__]
+
+
+def _refresh(entry):
+    """``entry`` rendered again from its function with the values it reads now."""
+    source, func_globals, expected_args = entry._registered
+    fresh = _register(entry.kind, entry.name, source, entry.py_func, func_globals,
+                      entry.origin, expected_args)
+    if entry.kind == "event":
+        fresh = fresh.with_options(entry.terminal, entry.direction)
+    return fresh
 
 
 _KINDS = {"rhs": RhsFunction, "event": EventFunction}
@@ -438,12 +520,15 @@ def _origin_line(origin, sub):
     return first + sub.lineno - 1
 
 
-def _resolve_globals(def_source, name, func_globals, where):
-    """Map each global the function reads to something the generated module can hold."""
+def _resolve_globals(def_source, name, func_globals, where, known=()):
+    """Map each global the function reads (other than those ``known``) to something the
+    generated module can hold."""
     table = symtable.symtable(def_source, "<rhs>", "exec")
     function_table = next(c for c in table.get_children() if c.get_name() == name)
     resolved = {}
     for gname in sorted(function_table.get_globals()):
+        if gname in known:
+            continue
         if gname in func_globals:
             value = func_globals[gname]
         elif hasattr(builtins, gname):
@@ -481,19 +566,112 @@ def _literal(value):
     return repr(value)
 
 
+# ---- the source that defined a function ----
+
+class SourceError(Exception):
+    """A function's defining source cannot be found; the message says why."""
+
+
+def function_source(func):
+    """``(text, filename, first_line, file_text)``: the dedented block of source lines
+    that starts at ``func``'s first line (its first decorator), decorators included,
+    and the whole text it was read from.
+
+    Read through ``linecache`` from the file named in the code object (not through
+    ``inspect.getsource``, which follows ``__wrapped__`` to another function), and
+    checked with :func:`check_defines`.
+    """
+    code = func.__code__
+    filename = code.co_filename
+    lines = linecache.getlines(filename, func.__globals__)
+    if not lines or code.co_firstlineno > len(lines):
+        raise SourceError(f"its source cannot be read (defined in {filename})")
+    file_text = "".join(lines)
+    check_defines(func, file_text)
+    block = inspect.getblock(lines[code.co_firstlineno - 1:])
+    return textwrap.dedent("".join(block)), filename, code.co_firstlineno, file_text
+
+
+def check_defines(func, file_text):
+    """Raise :class:`SourceError` unless ``file_text`` (the text of ``func``'s file as
+    read now) compiles to ``func``'s code at its line: the file may have been edited
+    after ``func`` was defined (a running script changed on disk), and rendering the
+    new text would silently solve another function.
+
+    The whole file is compiled, as when it was imported: the bytecode of a function
+    depends on its context (closures, names bound by imports)."""
+    code = func.__code__
+    try:
+        tree = ast.parse(file_text)
+        if "@pytest_ar" in func.__globals__:  # a test module: pytest rewrote its asserts
+            from _pytest.assertion.rewrite import rewrite_asserts
+
+            rewrite_asserts(tree, file_text.encode(), code.co_filename)
+        module = compile(tree, code.co_filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, ImportError):
+        module = None
+    expected = _code_print(code)
+    if module is None or not any(_code_print(found) == expected for found in
+                                 _find_codes(module, code.co_name, code.co_firstlineno)):
+        raise SourceError(
+            f"the text of {code.co_filename} at line {code.co_firstlineno} does not compile "
+            f"to {code.co_name!r}: the file changed since the function was defined (or "
+            "it was defined from another text); re-run the script or re-import the "
+            "module, or pass the source text to batchivp.register_rhs/register_event")
+
+
+def _find_codes(code, name, first_line):
+    """The code objects ``name`` starting at ``first_line`` among the constants of
+    ``code``, at any depth (several lambdas may share a line)."""
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            if const.co_name == name and const.co_firstlineno == first_line:
+                yield const
+            yield from _find_codes(const, name, first_line)
+
+
+def _code_print(code):
+    """What a code object computes, without its positions."""
+    consts = tuple(_code_print(c) if isinstance(c, types.CodeType) else (type(c), repr(c))
+                   for c in code.co_consts)
+    return (code.co_code, code.co_names, code.co_varnames, code.co_freevars,
+            code.co_cellvars, code.co_argcount, code.co_kwonlyargcount,
+            code.co_posonlyargcount, consts)
+
+
 
 def rename_tokens(source, mapping):
-    """Rename NAME tokens of ``source`` (not attribute names after a dot) by ``mapping``."""
+    """Rename the names of ``source`` by ``mapping``: NAME tokens that are read or
+    written, never attribute names (after a dot), keyword-argument names of calls
+    (``f(K=K)`` renames the value only) or parameter names of defs and lambdas."""
+    fixed = _fixed_name_positions(source)
     out = []
     previous = None
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if (tok.type == tokenize.NAME and tok.string in mapping
-                and not (previous is not None and previous.type == tokenize.OP and previous.string == ".")):
+                and not (previous is not None and previous.type == tokenize.OP and previous.string == ".")
+                and (tok.start[0], len(tok.line[:tok.start[1]].encode())) not in fixed):
             tok = tok._replace(string=mapping[tok.string])
         out.append(tok)
         if tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
             previous = tok
     return tokenize.untokenize(out)
+
+
+def _fixed_name_positions(source):
+    """(line, byte column) of the names in ``source`` that are not variables: keyword
+    arguments of calls and parameters of defs and lambdas."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    fixed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg is not None:
+            fixed.add((node.lineno, node.col_offset))
+        elif isinstance(node, ast.arg):
+            fixed.add((node.lineno, node.col_offset))
+    return fixed
 
 
 def _trial_compile(func, where, kind):
@@ -522,7 +700,8 @@ def _reregister(kind, name, source, globals_, options):
             f"cannot unpickle {kind} {name!r}: this process registered a different "
             f"{existing.kind} under that name (from {existing.origin})")
     if existing is None:
-        prelude = "".join(
+        # The literals of constants may use math and numpy (math.inf, np.array).
+        prelude = "import math\nimport numpy as np\n" + "".join(
             f"import {value} as {gname}\n" if gkind == "module" else f"{gname} = {value}\n"
             for gname, (gkind, value) in sorted(globals_.items()))
         text = prelude + source
