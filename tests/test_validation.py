@@ -87,10 +87,13 @@ BAD_INPUTS = [
     ("t_span-N+1-rows", dict(t_span=np.tile([0.0, 1.0], (N + 1, 1))),
      r"t_span must have shape \(2,\) or \(3, 2\), got \(4, 2\)"),
     ("t_span-3-cols", dict(t_span=np.zeros((N, 3))), r"t_span must have shape .*got \(3, 3\)"),
-    ("t_span-inf", dict(t_span=(0.0, np.inf)), r"t_span holds a non-finite value"),
-    ("t_span-nan", dict(t_span=(np.nan, 1.0)), r"t_span holds a non-finite value"),
-    ("t_span-per-problem-inf", dict(t_span=_with(np.tile([0.0, 1.0], (N, 1)), (2, 1), -np.inf)),
-     r"t_span holds a non-finite value \(NaN or inf\) at index \(2, 1\)"),
+    # (tf = inf or -inf is legal, as in scipy: tests/test_hangs.py)
+    ("t_span-t0-inf", dict(t_span=(np.inf, 1.0)), r"t_span\[:, 0\] \(t0\) must be finite, got inf"),
+    ("t_span-t0-nan", dict(t_span=(np.nan, 1.0)), r"t_span\[:, 0\] \(t0\) must be finite, got nan"),
+    ("t_span-per-problem-t0-inf", dict(t_span=_with(np.tile([0.0, 1.0], (N, 1)), (2, 0), -np.inf)),
+     r"t_span\[:, 0\] \(t0\) must be finite, got -inf in problem 2"),
+    ("t_span-tf-nan", dict(t_span=_with(np.tile([0.0, 1.0], (N, 1)), (1, 1), np.nan)),
+     r"t_span\[:, 1\] \(tf\) is NaN in problem 1"),
     ("t_span-str", dict(t_span=("0", "1")), r"t_span must be numeric"),
     # params
     ("params-N+1-rows", dict(params=np.ones((N + 1, 2))),

@@ -30,6 +30,8 @@ MESSAGES = {
     core.STATUS_EVENT_NONFINITE: "An event function returned a non-finite value (NaN or inf).",
     core.STATUS_NAN_STEP: ("The step size is NaN: a component's error scale atol + rtol * |y| "
                            "is zero (atol = 0 where y = 0); give that component atol > 0."),
+    core.STATUS_INFINITE_STEP: ("The step size grew to infinity: t_span ends at inf and no "
+                                "terminal event ended the integration."),
     core.STATUS_RUNNING: "Integration stopped before the end of the interval (interrupted).",
     core.STATUS_PENDING: "Integration was not started (interrupted).",
     core.STATUS_PAUSED: "Integration paused because its step record is full; it can be resumed.",
@@ -56,8 +58,9 @@ class BatchResult:
     status : ndarray of int, shape (N,)
         0 reached the end, 1 stopped by a terminal event, -1 step size too small, -2
         non-finite right-hand side, -3 step budget exhausted, -5 non-finite event
-        function, -6 NaN step size (a zero error scale: atol = 0 where y = 0); after Ctrl-C (see :attr:`interrupted`) 2 stopped mid-way, 3 not
-        started. See :meth:`message`.
+        function, -6 NaN step size (a zero error scale: atol = 0 where y = 0), -8 the
+        step grew to infinity (``tf = inf`` and no terminal event); after Ctrl-C (see
+        :attr:`interrupted`) 2 stopped mid-way, 3 not started. See :meth:`message`.
     nfev, nstep, nreject : ndarray of int, shape (N,)
         Right-hand side evaluations (scipy's ``nfev``), accepted and rejected steps.
     target : str
@@ -139,6 +142,8 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         ``fun_index`` picks one per problem; all must have the state dimension ``n``.
     t_span : (2,) or (N, 2) array_like
         Start and end of each problem's interval; ``tf < t0`` integrates backward.
+        ``t0`` finite; ``tf`` may be ``inf`` or ``-inf`` (as in scipy: a terminal event
+        ends the problem, or Ctrl-C, or status -8 when its step grows to infinity).
     y0 : (N, n) array_like
         Initial states, finite.
     params : None, scalar, (m,) or (N, m) array_like
@@ -233,7 +238,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         span = np.broadcast_to(span, (n_prob, 2))
     if span.shape != (n_prob, 2):
         raise ValueError(f"t_span must have shape (2,) or ({n_prob}, 2), got {span.shape}")
-    _check_finite(span, "t_span")
+    _check_span(span)
     t0, tf = span[:, 0], span[:, 1]
 
     p = _per_problem(params if params is not None else 0.0, "params", n_prob, allow_scalar=True)
@@ -518,6 +523,21 @@ def _check_params_finite(p):
         where = f"params[{i}, {j}] = {float(p[i, j])!r} (problem {i})"
     raise ValueError(f"params holds a non-finite value (NaN or inf): {where}; "
                      "parameters must be finite numbers")
+
+
+def _check_span(span):
+    """t0 finite, tf not NaN: tf = inf or -inf is legal, as in scipy (a terminal event
+    ends the problem; without one it runs until Ctrl-C or its step grows to infinity,
+    status -8)."""
+    bad = ~np.isfinite(span[:, 0])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"t_span[:, 0] (t0) must be finite, got {float(span[i, 0])!r} in "
+                         f"problem {i}")
+    bad = np.isnan(span[:, 1])
+    if bad.any():
+        raise ValueError(f"t_span[:, 1] (tf) is NaN in problem {int(np.argmax(bad))} (inf or "
+                         "-inf is allowed, with a terminal event to end the integration)")
 
 
 def _per_problem(value, name, n_prob, allow_scalar):

@@ -40,6 +40,11 @@ MIN_CHUNK_STEPS = 128
 FIXED_CALL_S = 0.01  # the fixed cost of a call assumed when measuring the speed,
 MAX_FIXED_SHARE = 4  # up to 3/4 of its time
 MAX_GROWTH = 64
+# One problem (solve_ivp) starts with fewer steps: a costly right-hand side must not
+# hold Ctrl-C for seconds in the first call; a cheap problem finishes in it anyway. Its
+# calls are shorter too: a call costs microseconds, not a wake-up of the threads.
+ONE_PROBLEM_FIRST_STEPS = 2**12
+ONE_PROBLEM_CALL_S = 0.1
 UNFINISHED = (core.STATUS_RUNNING, core.STATUS_PENDING)
 PROGRESS_INTERVAL_S = 0.1
 
@@ -57,7 +62,7 @@ def sigint_interceptable():
 
 
 def run_kernel(module, target, inputs, state, *, adaptive=False, progress=False,
-               interruptible=False, spans=None):
+               interruptible=False, spans=None, schedule=None):
     """Run the kernel until every problem is finished, or until Ctrl-C.
 
     ``inputs`` are full-size (possibly broadcast) host arrays; ``state`` is the list of
@@ -65,7 +70,8 @@ def run_kernel(module, target, inputs, state, *, adaptive=False, progress=False,
     (rows and steps, written to ``icfg``) so that each takes about ``TARGET_CALL_S``;
     otherwise every call covers the batch with ``icfg``'s chunk length. ``progress``:
     show a tqdm bar over ``spans`` ((N, 2) start and end times). ``interruptible``:
-    Ctrl-C stops between calls instead of raising.
+    Ctrl-C stops between calls instead of raising. ``schedule``: the calls' sizes
+    (:class:`OneProblemChunks`), instead of the one ``adaptive`` picks.
 
     Returns True when Ctrl-C came during the run (problems not finished are left
     running or pending), else False.
@@ -74,8 +80,9 @@ def run_kernel(module, target, inputs, state, *, adaptive=False, progress=False,
         _run_python(module, inputs, state)
         return False
     istate = state[1]
-    schedule = (AdaptiveChunks(istate, whole_rows=target == "cuda") if adaptive
-                else WholeBatch(istate))
+    if schedule is None:
+        schedule = (AdaptiveChunks(istate, whole_rows=target == "cuda") if adaptive
+                    else WholeBatch(istate))
     bar = ProgressBar(spans, state) if progress else None
     run = _run_cuda if target == "cuda" else _run_host
     # NaN/inf inside a problem is that problem's status, not a floating-point warning.
@@ -203,18 +210,47 @@ class AdaptiveChunks:
 
     def record(self, seconds):
         self.min_steps = MIN_CHUNK_STEPS
-        done = self._steps_taken() - self.steps_before
-        # Steps per second of the call, less its fixed cost (waking the threads, a
-        # launch, copies: up to ~10 ms on a busy machine), which would otherwise keep
-        # short calls short.
-        working = max(seconds - FIXED_CALL_S, seconds / MAX_FIXED_SHARE, 1e-9)
-        wanted = done / working * TARGET_CALL_S if done > 0 else math.inf
-        self.budget = max(1, int(min(max(wanted, self.budget / MAX_GROWTH),
-                                     self.budget * MAX_GROWTH)))
+        self.budget = next_budget(self.budget, self._steps_taken() - self.steps_before, seconds)
 
     def _steps_taken(self):
         rows = self.istate[self.lo:self.hi]
         return int(rows[:, core.IS_NSTEP].sum() + rows[:, core.IS_NREJECT].sum())
+
+
+def next_budget(budget, done, seconds, target_s=TARGET_CALL_S):
+    """Problem-steps for the next call to take ``target_s``, from ``done`` steps in the
+    last one's ``seconds``."""
+    # Steps per second of the call, less its fixed cost (waking the threads, a launch,
+    # copies: up to ~10 ms on a busy machine), which would otherwise keep short calls
+    # short.
+    working = max(seconds - FIXED_CALL_S, seconds / MAX_FIXED_SHARE, 1e-9)
+    wanted = done / working * target_s if done > 0 else math.inf
+    return max(1, int(min(max(wanted, budget / MAX_GROWTH), budget * MAX_GROWTH)))
+
+
+class OneProblemChunks:
+    """:class:`AdaptiveChunks` for a batch of one problem (``solve_ivp``), in plain
+    Python: its cost is paid in every call, and a call of a few steps must stay as cheap
+    as one kernel call. The first call takes ``ONE_PROBLEM_FIRST_STEPS`` steps, the next
+    ones about ``ONE_PROBLEM_CALL_S`` each (rounded to a power of two)."""
+
+    def __init__(self, istate):
+        self.istate = istate
+        self.budget = ONE_PROBLEM_FIRST_STEPS
+        self.steps_before = 0
+
+    def next_window(self):
+        if self.istate[0, core.IS_STATUS] not in UNFINISHED:
+            return None
+        self.steps_before = self._steps_taken()
+        return 0, 1, 2 ** round(math.log2(self.budget))
+
+    def record(self, seconds):
+        self.budget = next_budget(self.budget, self._steps_taken() - self.steps_before, seconds,
+                                  ONE_PROBLEM_CALL_S)
+
+    def _steps_taken(self):
+        return int(self.istate[0, core.IS_NSTEP] + self.istate[0, core.IS_NREJECT])
 
 
 class SigintFlag:
@@ -253,6 +289,9 @@ class ProgressBar:
         self.fstate, self.istate = state[0], state[1]
         self.t0 = spans[:, 0]
         self.length = np.abs(spans[:, 1] - spans[:, 0])
+        if not np.all(np.isfinite(self.length)):
+            # tf = inf: no fraction of time covered; count the finished problems instead.
+            self.length = np.zeros(len(self.t0))
         self.before = np.concatenate([[0.0], np.cumsum(self.length)])
         self.total = float(self.before[-1])
         self.n_done_before = 0

@@ -20,6 +20,7 @@ How a call runs:
    one :class:`CompilationWarning` names the construct: working code keeps working.
 """
 
+import math
 import os
 import warnings
 
@@ -36,7 +37,7 @@ from . import plain, render, targets
 from .batch import MESSAGES as BATCH_MESSAGES
 from .batch import _check_events, _new_state
 from .core import dop853 as core
-from .host_loop import run_kernel
+from .host_loop import OneProblemChunks, run_kernel
 from .registry import EventFunction, RhsFunction
 
 TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
@@ -45,6 +46,10 @@ FIRST_EVENT_ROWS = 64
 RK_OPTIONS = ("first_step", "max_step", "rtol", "atol")
 EVENT_NAN_MESSAGE = ("An event function returned NaN while its root was searched in a step "
                      "(scipy's brentq raises ValueError there).")
+# Accepted steps per kernel call: None sizes the calls from the measured speed
+# (host_loop.OneProblemChunks, about half a second each), so that Ctrl-C is served
+# between two calls; a number fixes it (tests use a small one to force many calls).
+CHUNK_STEPS = None
 
 
 class CompilationWarning(UserWarning):
@@ -84,6 +89,7 @@ def solve_ivp(fun, t_span, y0, method="DOP853", t_eval=None, dense_output=False,
     call = dict(fun=fun, t_span=t_span, y0=y0, method=method, t_eval=t_eval,
                 dense_output=dense_output, events=events, vectorized=vectorized, args=args,
                 options=options)
+    _check_t_span(t_span)
     if not _is_dop853(method):
         return _scipy_solve(call)
     problem = _Problem.validate(call, target)
@@ -108,6 +114,25 @@ def _is_dop853(method):
     if isinstance(method, str):
         return method == "DOP853"
     return method is DOP853
+
+
+def _check_t_span(t_span):
+    """A non-finite t0 or a NaN tf passes scipy's checks and then no comparison ends
+    its loop: it runs for ever (and here in compiled code, deaf to Ctrl-C). tf = inf or
+    -inf is legal: a terminal event ends the integration."""
+    t0, tf = map(float, t_span)  # scipy's own unpacking, with its errors
+    if not math.isfinite(t0):
+        raise ValueError(f"`t_span[0]` (t0) must be finite, got {t0!r}.")
+    if math.isnan(tf):
+        raise ValueError("`t_span[1]` (tf) must not be NaN (inf or -inf is allowed, with a "
+                         "terminal event to end the integration).")
+
+
+def _check_not_nan(value, name):
+    """scipy compares tolerances, ``first_step`` and ``t_eval`` with bounds, which NaN
+    passes; then it loops for ever or drops the output silently."""
+    if np.any(np.asarray(value) != np.asarray(value)):
+        raise ValueError(f"`{name}` must not be NaN.")
 
 
 def _scipy_solve(call):
@@ -164,16 +189,20 @@ class _Problem:
             d = np.diff(t_eval)
             if tf > t0 and np.any(d <= 0) or tf < t0 and np.any(d >= 0):
                 raise ValueError("Values in `t_eval` are not properly sorted.")
+            _check_not_nan(t_eval, "t_eval")
         _, y0 = check_arguments(call["fun"], call["y0"], support_complex=True)
         options = dict(call["options"])
         scipy_common.warn_extraneous({k: v for k, v in options.items() if k not in RK_OPTIONS})
         n = y0.size
         rtol, atol = scipy_common.validate_tol(options.get("rtol", 1e-3),
                                                options.get("atol", 1e-6), n)
+        _check_not_nan(rtol, "rtol")
+        _check_not_nan(atol, "atol")
         max_step = scipy_common.validate_max_step(options.get("max_step", np.inf))
         first_step = options.get("first_step")
         if first_step is not None:
             first_step = scipy_common.validate_first_step(first_step, t0, tf)
+            _check_not_nan(first_step, "first_step")
         event_list = None
         if call["events"] is not None:
             event_list, _, _ = prepare_events(call["events"])
@@ -252,7 +281,8 @@ class _Problem:
         icfg = np.zeros(core.ICFG_SIZE, dtype=np.int64)
         icfg[core.IC_HANDLE] = 0
         icfg[core.IC_N_EVAL] = n_eval
-        icfg[core.IC_MAX_STEPS] = icfg[core.IC_CHUNK_STEPS] = 2**62
+        icfg[core.IC_MAX_STEPS] = 2**62
+        icfg[core.IC_CHUNK_STEPS] = CHUNK_STEPS or 2**62
         icfg[core.IC_EVENT_BUFFER] = event_rows
         icfg[core.IC_RECORD] = record
         icfg[core.IC_RECORD_ROWS] = rows
@@ -262,7 +292,10 @@ class _Problem:
         state = _new_state(1, n, len(t_eval), ecfg.shape[0], event_rows, rows,
                            rows if record == core.RECORD_DENSE else 1)
         while True:
-            run_kernel(module, self.target, inputs, state)
+            # In calls of bounded length (the state resumes bit for bit): between two of
+            # them Python's own SIGINT handler raises KeyboardInterrupt, scipy's contract.
+            run_kernel(module, self.target, inputs, state,
+                       schedule=OneProblemChunks(state[1]) if CHUNK_STEPS is None else None)
             istate = state[1]
             if istate[0, core.IS_STATUS] != core.STATUS_PAUSED:
                 return state
@@ -361,7 +394,7 @@ def _failure_message(status):
         return TOO_SMALL_STEP  # scipy rejects a non-finite step until it is too small
     if status == core.STATUS_EVENT_NONFINITE:
         return EVENT_NAN_MESSAGE
-    if status == core.STATUS_NAN_STEP:
+    if status in (core.STATUS_NAN_STEP, core.STATUS_INFINITE_STEP):
         return BATCH_MESSAGES[status]
     return f"Integration failed with status {status}."
 

@@ -59,6 +59,7 @@ STATUS_BUDGET = -3
 STATUS_BUFFER = -4
 STATUS_EVENT_NONFINITE = -5
 STATUS_NAN_STEP = -6  # the step size is NaN (a zero error scale: atol = 0 where y = 0)
+STATUS_INFINITE_STEP = -8  # the step reached t = inf (tf infinite, no terminal event)
 STATUS_RUNNING = 2  # stopped at a chunk boundary; resume to continue
 STATUS_PENDING = 3  # not started
 STATUS_PAUSED = 4  # the step record is full: the host grows it, sets RUNNING, resumes
@@ -404,6 +405,12 @@ def dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
             t_new = t_bound
         h = t_new - t
         h_abs = abs(h)
+        if h_abs == math.inf:
+            # t_new is infinite (tf = inf and the step grew past the largest float):
+            # scipy rejects the step, and an infinite step times any factor stays
+            # infinite, so it loops for ever; this problem ends instead.
+            istate[IS_STATUS] = STATUS_INFINITE_STEP
+            return 0.0
         rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n)
         istate[IS_NFEV] += N_STAGES
         if m == n:

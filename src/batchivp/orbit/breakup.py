@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .units import plain
+
 # Exponents b of N(> L_c) ~ L_c^-b [1]_, eqs. 2 and 4.
 SIZE_EXPONENT = {"explosion": 1.6, "collision": 1.71}
 # log10 of the ejection speed [m/s]: mean = slope * chi + offset, eqs. 11 and 12.
@@ -85,7 +87,8 @@ def fragment_count(char_length, kind="explosion", scale=1.0, mass=None):
     ``scale`` is the explosion's factor S (1 for an upper stage); a collision needs
     ``mass`` [kg], the total mass of both objects for a catastrophic collision.
     """
-    char_length = np.asarray(char_length, dtype=float)
+    char_length = np.asarray(plain(char_length, "m", "char_length"), dtype=float)
+    mass = plain(mass, "kg", "mass")
     if kind == "explosion":
         return 6.0 * scale * char_length ** -SIZE_EXPONENT[kind]
     if kind == "collision":
@@ -174,6 +177,8 @@ def breakup_cloud(parent_r, parent_v, n, seed=None, *, kind="explosion",
                   object_type="spacecraft", l_min=0.1, l_max=1.0):
     """Sample ``n`` fragments of a breakup with the NASA Standard Breakup Model [1]_.
 
+    Arguments with units may be astropy quantities (converted, see :mod:`.units`).
+
     Parameters
     ----------
     parent_r : array_like, shape (3,)
@@ -198,6 +203,9 @@ def breakup_cloud(parent_r, parent_v, n, seed=None, *, kind="explosion",
     """
     if kind not in SIZE_EXPONENT:
         raise ValueError(f"kind must be 'explosion' or 'collision', not {kind!r}")
+    parent_r = plain(parent_r, "km", "parent_r")
+    parent_v = plain(parent_v, "km / s", "parent_v")
+    l_min, l_max = plain(l_min, "m", "l_min"), plain(l_max, "m", "l_max")
     if not 0.0 < l_min < l_max:
         raise ValueError(f"need 0 < l_min < l_max, got l_min={l_min}, l_max={l_max}")
     parent_r = np.asarray(parent_r, dtype=float).reshape(3)

@@ -1,7 +1,9 @@
 """Classical orbital elements, state vectors and analytic two-body propagation (numpy).
 
 Host-side helpers: vectorized over leading axes, never rendered into a kernel. Units
-are km, km/s, km^3/s^2, s and radians throughout.
+are km, km/s, km^3/s^2, s and radians throughout; astropy quantities are converted to
+them (angles in degrees included), never read as bare numbers (:mod:`.units`). For one
+orbit, scalars come back as numpy ``float64`` scalars, vectors as arrays of shape (3,).
 
 Conventions for the angles that an orbit leaves undefined follow Vallado [1]_
 (Ch. 2), folded into the defined ones so that ``coe2rv(*rv2coe(r, v))``
@@ -33,6 +35,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .constants import MU_EARTH
+from .units import plain
+
+MU_UNIT = "km3 / s2"
 
 # Below these thresholds an orbit is treated as circular / equatorial and the
 # conventions of the module docstring apply. atan2 keeps the angles well conditioned
@@ -66,9 +71,16 @@ def period(a, mu=MU_EARTH):
 
     NaN where ``a <= 0`` (open orbits). ``a`` may be a scalar or an array.
     """
-    a = np.asarray(a, dtype=float)
+    a = np.asarray(plain(a, "km", "a"), dtype=float)
+    mu = plain(mu, MU_UNIT, "mu")
     with np.errstate(invalid="ignore"):
-        return np.where(a > 0, 2.0 * np.pi * np.sqrt(np.abs(a) ** 3 / mu), np.nan)
+        return _scalar(np.where(a > 0, 2.0 * np.pi * np.sqrt(np.abs(a) ** 3 / mu), np.nan))
+
+
+def _scalar(x):
+    """A 0-d array as a numpy float64 scalar (``np.where`` returns 0-d arrays, ufuncs
+    scalars); arrays of higher rank as they are."""
+    return np.asarray(x)[()]
 
 
 def coe2rv(a, ecc, inc, raan, argp, nu, mu=MU_EARTH):
@@ -91,6 +103,11 @@ def coe2rv(a, ecc, inc, raan, argp, nu, mu=MU_EARTH):
     r, v : ndarray, shape (N, 3) or (3,)
         Position [km] and velocity [km/s] in the frame the angles refer to.
     """
+    a = plain(a, "km", "a")
+    ecc = plain(ecc, "", "ecc")
+    inc, raan, argp, nu = (plain(x, "rad", name) for x, name in
+                           ((inc, "inc"), (raan, "raan"), (argp, "argp"), (nu, "nu")))
+    mu = plain(mu, MU_UNIT, "mu")
     a, ecc, inc, raan, argp, nu = np.broadcast_arrays(
         *(np.asarray(x, dtype=float) for x in (a, ecc, inc, raan, argp, nu)))
     p = a * (1.0 - ecc * ecc)
@@ -137,10 +154,14 @@ def rv2coe(r, v, mu=MU_EARTH):
     Returns
     -------
     ClassicalElements
-        ``(a, ecc, inc, raan, argp, nu)``, each of shape (N,) or scalar arrays;
-        ``a`` [km] is negative for hyperbolas and infinite for an exact parabola.
+        ``(a, ecc, inc, raan, argp, nu)``, each of shape (N,), or each a numpy
+        ``float64`` scalar for one state; ``a`` [km] is negative for hyperbolas and
+        infinite for an exact parabola.
     """
-    r, v = np.broadcast_arrays(np.asarray(r, dtype=float), np.asarray(v, dtype=float))
+    r = np.asarray(plain(r, "km", "r"), dtype=float)
+    v = np.asarray(plain(v, "km / s", "v"), dtype=float)
+    mu = plain(mu, MU_UNIT, "mu")
+    r, v = np.broadcast_arrays(r, v)
     rnorm = np.linalg.norm(r, axis=-1)
     h = np.cross(r, v)
     hnorm = np.linalg.norm(h, axis=-1)
@@ -166,7 +187,7 @@ def rv2coe(r, v, mu=MU_EARTH):
     raan = np.where(equatorial, 0.0, np.mod(np.arctan2(h[..., 0], -h[..., 1]), 2.0 * np.pi))
     argp = np.where(circular, 0.0, _angle(node_ref, ecc_vec, h_hat))
     nu = _angle(peri_ref, r, h_hat)
-    return ClassicalElements(a, ecc, inc, raan, argp, nu)
+    return ClassicalElements(*(_scalar(x) for x in (a, ecc, inc, raan, argp, nu)))
 
 
 def stumpff_c2_c3(z):
@@ -229,9 +250,10 @@ def kepler_propagate(r0, v0, dt, mu=MU_EARTH):
         If Newton's method has not converged in 50 iterations. Members with a
         non-finite state or ``dt`` give NaN instead.
     """
-    r0 = np.asarray(r0, dtype=float)
-    v0 = np.asarray(v0, dtype=float)
-    dt = np.asarray(dt, dtype=float)
+    r0 = np.asarray(plain(r0, "km", "r0"), dtype=float)
+    v0 = np.asarray(plain(v0, "km / s", "v0"), dtype=float)
+    dt = np.asarray(plain(dt, "s", "dt"), dtype=float)
+    mu = plain(mu, MU_UNIT, "mu")
     shape = np.broadcast_shapes(r0.shape[:-1], v0.shape[:-1], dt.shape)
     r0 = np.broadcast_to(r0, shape + (3,))
     v0 = np.broadcast_to(v0, shape + (3,))

@@ -5,7 +5,8 @@ found inside the kernel like any ``@bi.event``) with scipy's ``terminal`` and
 ``direction``. Their values are continuous functions of the state whose zeros are the
 events; thresholds are compiled in (each new threshold renders a new module once).
 They read the parameter vector of :func:`~batchivp.orbit.propagate`: ``p[0]`` is the
-epoch (TT seconds past J2000), which the shadow events need for the Sun's position.
+epoch (TT seconds past J2000), which the shadow events need for the Sun's position
+(they have ``uses_date = True``: ``propagate`` then requires ``epoch=``).
 
 Altitudes are above the spherical Earth of radius ``R_EARTH`` (6378.137 km), as in
 the drag models; latitudes are geocentric.
@@ -15,19 +16,22 @@ import math
 
 from ..plain import compose, def_source
 from .forces import R_EARTH, altitude_km, conical_angles, sun_xyz
+from .units import plain
 
 __all__ = ["altitude_below", "altitude_crossing", "latitude_crossing", "node_crossing",
            "penumbra", "umbra"]
 
 
-def _event(name, body, calls, terminal, direction, role=None):
+def _event(name, body, calls, terminal, direction, role=None, uses_date=False):
     plugin = compose("event", def_source(name, "t, y, p", body), calls, origin=f"<batchivp.orbit.events {name}>")
     plugin.orbit_role = role
+    plugin.orbit_name = name  # the plugin's own name has a hash appended
+    plugin.uses_date = uses_date  # reads the epoch p[0]
     return plugin.with_options(terminal, direction)
 
 
-def _finite(value, name):
-    value = float(value)
+def _finite(value, name, unit):
+    value = float(plain(value, unit, name))
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return value
@@ -38,7 +42,7 @@ def altitude_crossing(altitude, direction=0.0, terminal=False):
 
     ``direction=-1``: descending through it, ``+1`` ascending, ``0`` both.
     """
-    h = _finite(altitude, "altitude")
+    h = _finite(altitude, "altitude", "km")
     return _event("altitude_crossing", [f"return altitude_km(y) - {h!r}"],
                   {"altitude_km": altitude_km}, terminal, direction)
 
@@ -47,7 +51,7 @@ def altitude_below(altitude=100.0, terminal=True):
     """Re-entry: the object descends through ``altitude`` [km] (default 100 km, the
     Karman line). Terminal by default; :func:`propagate` reports these occurrences as
     ``reentered`` and ``t_reentry``."""
-    h = _finite(altitude, "altitude")
+    h = _finite(altitude, "altitude", "km")
     return _event("altitude_below", [f"return altitude_km(y) - {h!r}"],
                   {"altitude_km": altitude_km}, terminal, -1.0, role="reentry")
 
@@ -60,7 +64,7 @@ def node_crossing(direction=0.0, terminal=False):
 
 def latitude_crossing(latitude, direction=0.0, terminal=False):
     """The object's geocentric latitude crosses ``latitude`` [deg] (``+1`` northward)."""
-    lat = _finite(latitude, "latitude")
+    lat = _finite(latitude, "latitude", "deg")
     if not -90.0 < lat < 90.0:
         raise ValueError(f"latitude must lie strictly between -90 and 90 degrees, got {lat!r}")
     s = math.sin(math.radians(lat))
@@ -85,7 +89,7 @@ def _shadow_event(name, shadow, direction, terminal, penumbra):
             "return (math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2] - along * along)"
             f" - {R_EARTH!r})",
         ]
-        return _event(name, body, {"sun_xyz": sun_xyz}, terminal, direction)
+        return _event(name, body, {"sun_xyz": sun_xyz}, terminal, direction, uses_date=True)
     limit = "a + b" if penumbra else "b - a"
     body = [
         "sx, sy, sz = sun_xyz(p[0] + t)",
@@ -93,18 +97,20 @@ def _shadow_event(name, shadow, direction, terminal, penumbra):
         f"return c - ({limit})",
     ]
     return _event(name, body, {"sun_xyz": sun_xyz, "conical_angles": conical_angles},
-                  terminal, direction)
+                  terminal, direction, uses_date=True)
 
 
 def umbra(direction=-1.0, terminal=False, shadow="conical"):
     """Umbra entry (``direction=-1``, the default) or exit (``+1``): the Earth's disc
     covers the Sun's entirely (conical model: the angle between their centres falls
     below the difference of their apparent radii; cylindrical: the object passes
-    behind the Earth within R_EARTH of the Earth-Sun line)."""
+    behind the Earth within R_EARTH of the Earth-Sun line). Reads the date: propagate
+    with ``epoch=``."""
     return _shadow_event("umbra", shadow, direction, terminal, penumbra=False)
 
 
 def penumbra(direction=-1.0, terminal=False):
     """Penumbra entry (``direction=-1``) or exit (``+1``) in the conical shadow model:
-    the Earth's disc starts (stops) covering part of the Sun's."""
+    the Earth's disc starts (stops) covering part of the Sun's. Reads the date:
+    propagate with ``epoch=``."""
     return _shadow_event("penumbra", "conical", direction, terminal, penumbra=True)

@@ -40,6 +40,7 @@ from .atmosphere import coesa76_density, exponential_density
 from .constants import (AU, J2 as J2_EARTH, J3 as J3_EARTH, MU_EARTH, MU_MOON, MU_SUN,
                         OMEGA_EARTH, R_EARTH, SOLAR_PRESSURE_1AU)
 from .ephemeris import moon_xyz, sun_xyz
+from .units import plain
 
 # Radius of the Sun [km], as used by Montenbruck & Gill's shadow function [2]_.
 R_SUN = 696000.0
@@ -273,8 +274,10 @@ def per_object_values(value, n_obj, name):
     return arr
 
 
-def _per_object(name, value):
-    """A parameter as given: a scalar, or an array with one value per object."""
+def _per_object(owner, name, value, unit):
+    """A parameter as given: a scalar, or an array with one value per object; an
+    astropy Quantity converted to ``unit`` (see :func:`.units.plain`)."""
+    value = plain(value, unit, f"{owner}: {name}")
     return (name, value if np.ndim(value) else float(value))
 
 
@@ -300,13 +303,15 @@ class ExponentialDrag(Force):
     cd : float or (N,) array
         Drag coefficient (2.2 is usual for compact objects).
     area_to_mass : float or (N,) array
-        Area-to-mass ratio A/M [m^2/kg].
+        Area-to-mass ratio A/M [m^2/kg] (an astropy quantity is converted).
     """
 
     function = staticmethod(exponential_drag_acceleration)
 
     def __init__(self, cd=2.2, area_to_mass=0.01):
-        self.parameters = (_per_object("cd", cd), _per_object("area_to_mass", area_to_mass))
+        owner = type(self).__name__
+        self.parameters = (_per_object(owner, "cd", cd, ""),
+                           _per_object(owner, "area_to_mass", area_to_mass, "m2 / kg"))
 
 
 class COESA76Drag(ExponentialDrag):
@@ -319,7 +324,7 @@ class COESA76Drag(ExponentialDrag):
 class ThirdBody(Force):
     """The Sun's or the Moon's attraction as a point mass (``body="sun"`` or ``"moon"``),
     from the low-precision analytic ephemerides of :mod:`batchivp.orbit.ephemeris`
-    (Sun about 0.01 deg, Moon a few arcmin)."""
+    (Sun about 0.01 deg, Moon a few arcmin). Reads the date: propagate with ``epoch=``."""
 
     uses_date = True
     _FUNCTIONS = {"sun": sun_point_mass_acceleration, "moon": moon_point_mass_acceleration}
@@ -347,6 +352,9 @@ class SolarRadiationPressure(Force):
     shadow : {"conical", "cylindrical", None}
         Earth's shadow: the conical model with penumbra (Montenbruck & Gill 3.4.2),
         a cylinder of the Earth's radius, or none.
+
+    Reads the date (the Sun's position): propagate with ``epoch=``. ``area_to_mass``
+    may be an astropy quantity (converted to m^2/kg).
     """
 
     uses_date = True
@@ -359,7 +367,9 @@ class SolarRadiationPressure(Force):
                              f"'cylindrical' or None, got {shadow!r}")
         self.shadow = shadow
         self.function = self._FUNCTIONS[shadow]
-        self.parameters = (_per_object("cr", cr), _per_object("area_to_mass", area_to_mass))
+        self.parameters = (_per_object("SolarRadiationPressure", "cr", cr, ""),
+                           _per_object("SolarRadiationPressure", "area_to_mass", area_to_mass,
+                                       "m2 / kg"))
 
 
 class UserForce(Force):
@@ -378,7 +388,7 @@ class UserForce(Force):
     params : sequence of (float or (N,) array), optional
         Per-object parameters, read as ``q[0]``, ``q[1]``, ...
     uses_date : bool
-        Pass TT seconds past J2000 as ``t``.
+        Pass TT seconds past J2000 as ``t`` (propagate then requires ``epoch=``).
 
     Examples
     --------
@@ -397,7 +407,7 @@ class UserForce(Force):
             raise TypeError(f"UserForce: function must be a Python function, got {function!r}")
         self.function = function
         self.uses_date = bool(uses_date)
-        self.parameters = tuple(_per_object(f"params[{i}]", value)
+        self.parameters = tuple(_per_object(repr(self), f"params[{i}]", value, None)
                                 for i, value in enumerate(params))
 
     def __repr__(self):

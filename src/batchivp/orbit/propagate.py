@@ -9,6 +9,9 @@ The parameter vector of every object is ``p = (epoch, q_1, q_2, ...)``: the epoc
 TT seconds past J2000 (so ``t + p[0]`` is the date for ephemerides), then each
 model's per-object parameters in the order listed. User event functions
 (``@bi.event``) passed in ``events`` read that layout.
+
+Arguments with units may be astropy quantities (and the epoch an astropy ``Time``):
+they are converted (:mod:`.units`), never read as bare numbers in another unit.
 """
 
 import datetime
@@ -21,6 +24,7 @@ from ..batch import solve_batch
 from ..dask_batch import is_dask
 from ..plain import compose, def_source
 from .constants import R_EARTH
+from . import units
 from .ephemeris import j2000_tt_seconds
 from .forces import Force, UserForce, per_object_values, two_body_acceleration
 
@@ -118,16 +122,19 @@ def force_model(forces):
                    origin="<batchivp.orbit.propagate>")
 
 
-def parameter_matrix(forces, n_obj, epoch=0.0):
+def parameter_matrix(forces, n_obj, epoch=None):
     """Each object's parameter vector ``p = (epoch, q_1, q_2, ...)``, as an
-    ``(n_obj, 1 + m)`` array: the epoch (see :func:`propagate`), then each force's
-    per-object parameters in the order listed (checked, see :meth:`Force.columns`)."""
+    ``(n_obj, 1 + m)`` array: the epoch (see :func:`propagate`; 0.0 when not given and
+    no force reads the date), then each force's per-object parameters in the order
+    listed (checked, see :meth:`Force.columns`)."""
+    forces = _check_forces(forces)
+    _check_epoch_given(epoch, forces, ())
     columns = [_epoch(epoch, n_obj)[:, None]]
-    columns += [force.columns(n_obj) for force in _check_forces(forces)]
+    columns += [force.columns(n_obj) for force in forces]
     return np.concatenate(columns, axis=1)
 
 
-def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0,
+def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=None,
               rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, max_events=None, max_step=math.inf,
               max_steps=None, target=None, progress=False):
     """Propagate ``N`` Earth orbits with two-body gravity plus ``forces`` (Cowell).
@@ -140,7 +147,8 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0
     t_eval : array_like, shape (k,), optional
         Times [s since the epoch] at which to report the states (dense output).
     t_span : (float, float), optional
-        Start and end [s since the epoch]; default ``(0, t_eval[-1])``.
+        Start and end [s since the epoch]; default ``(0, t_eval[-1])``. The end may be
+        ``inf`` (or ``-inf``) with a terminal event, e.g. until re-entry.
     forces : sequence of Force
         Perturbations: :class:`J2`, :class:`J3`, :class:`ExponentialDrag`,
         :class:`COESA76Drag`, :class:`ThirdBody`, :class:`SolarRadiationPressure`,
@@ -148,13 +156,20 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0
     events : sequence of event functions
         From :mod:`batchivp.orbit.events` (:func:`altitude_below` ...) or
         ``@bi.event`` functions reading ``p`` as the module docstring describes.
-    epoch : float, datetime.datetime or (N,) array
-        The date at ``t = 0``: TT seconds past J2000, or a naive UTC datetime. Only
-        the Sun and Moon (third bodies, radiation pressure, shadow events) read it.
+    epoch : None, float, datetime.datetime, astropy Time or (N,) array
+        The date at ``t = 0``: TT seconds past J2000 (``0.0`` is J2000 itself), a
+        naive UTC datetime, or an astropy ``Time`` (scalar or one per object). Only the
+        Sun and Moon (:class:`ThirdBody`, :class:`SolarRadiationPressure`, the
+        :func:`umbra` and :func:`penumbra` events, ``UserForce(uses_date=True)``) read
+        it, and these require it: without ``epoch`` they raise ``ValueError``.
     rtol, atol : float or array_like
         Tolerances, as :func:`batchivp.solve_batch` (``atol`` in km and km/s).
     max_events, max_step, max_steps, target, progress
         As :func:`batchivp.solve_batch`.
+
+    Arguments with units (``r``, ``v``, ``t_eval``, ``t_span``, ``max_step``, the
+    forces' ``area_to_mass``...) may be astropy quantities: they are converted to the
+    units above, and a quantity of another kind (seconds for ``r``) is a ``ValueError``.
 
     ``r`` and ``v`` may be Dask arrays chunked along the objects: the result's arrays are
     then lazy Dask arrays, each chunk solved by the compiled kernel where it lies
@@ -172,6 +187,11 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0
     >>> res.r.shape
     (1, 3, 2)
     """
+    r, v = units.plain(r, "km", "r"), units.plain(v, "km / s", "v")
+    t_eval = units.plain(t_eval, "s", "t_eval")
+    t_span = units.plain(t_span, "s", "t_span")
+    max_step = units.plain(max_step, "s", "max_step")
+    rtol, atol = units.plain(rtol, "", "rtol"), units.plain(atol, None, "atol (km for r, km/s for v)")
     lazy = is_dask(r) or is_dask(v)
     r0 = _state_part(r, "r", lazy)
     v0 = _state_part(v, "v", lazy)
@@ -189,6 +209,7 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=0.0
         t_span = (0.0, float(t_last[-1]))
     events = tuple(events) if isinstance(events, (list, tuple)) else (events,)
     forces = _check_forces(forces)
+    _check_epoch_given(epoch, forces, events)
     rhs = force_model(forces)
     p = parameter_matrix(forces, n_obj, epoch)
     if lazy:  # one block of objects per chunk of r, each solved where it lies
@@ -258,7 +279,27 @@ def _state_part(value, name, lazy):
     return arr
 
 
+def _check_epoch_given(epoch, forces, events):
+    """Forces and events that read the date need ``epoch``: a silent J2000 would put
+    the Sun and Moon where they were in 2000."""
+    if epoch is not None:
+        return
+    needs = [repr(f) for f in forces if f.uses_date]
+    needs += [f"the {getattr(e, 'orbit_name', None) or getattr(e, 'name', e)} event"
+              for e in events if getattr(e, "uses_date", False)]
+    if needs:
+        raise ValueError(
+            f"{needs[0]} depends on the date (the Sun's or Moon's position): pass epoch=, "
+            "the date at t = 0, e.g. epoch=datetime(2026, 1, 1) (UTC), an astropy Time, "
+            "or epoch=0.0 for J2000 (TT seconds past J2000)")
+
+
 def _epoch(epoch, n_obj):
+    if epoch is None:  # nothing reads it (_check_epoch_given)
+        return np.zeros(n_obj)
     if isinstance(epoch, datetime.datetime):
         return np.full(n_obj, j2000_tt_seconds(epoch))
+    if units.is_time(epoch):
+        epoch = units.tt_seconds(epoch)
+    epoch = units.plain(epoch, "s", "epoch")
     return per_object_values(epoch, n_obj, "epoch (TT seconds past J2000, or a UTC datetime)")
