@@ -1,6 +1,6 @@
 """The plain-Python core against scipy's own DOP853 internals (no numba involved).
 
-The core calls the dispatcher ``rhs(handle, t, y, p, dydt)`` as a module global; the
+The core calls the dispatcher ``rhs(handle, t, y, p, dydt, istate)`` as a module global; the
 generated module defines it, and here each test puts a Python one in its place.
 
 The oracle is scipy's code with its BLAS sums in index order (``conftest``'s
@@ -23,6 +23,7 @@ from batchivp.core import dop853 as core
 
 N = 5
 STOCK_RTOL = 1e-12  # stock scipy's BLAS sums against index order, on every kernel
+ISTATE = np.zeros(core.ISTATE_SIZE, dtype=np.int64)  # the problem's state, for the dispatcher
 rng = np.random.default_rng(20261121)
 
 
@@ -42,7 +43,7 @@ def dispatcher(monkeypatch):
     """Install a Python dispatcher for rhs_lotka_like and count its calls."""
     calls = []
 
-    def rhs(handle, t, y, p, dydt):
+    def rhs(handle, t, y, p, dydt, istate):
         calls.append(t)
         dydt[:] = rhs_lotka_like(t, y)
 
@@ -102,7 +103,7 @@ def test_rk_step_matches_scipy(dispatcher):
 
     K = np.zeros((16, N))
     y_new, ytmp = np.empty(N), np.empty(N)
-    core.rk_step(0, t, y, f, h, None, K, y_new, ytmp, N)
+    core.rk_step(0, t, y, f, h, None, K, y_new, ytmp, N, ISTATE)
     np.testing.assert_array_equal(y_new, y_ref)
     np.testing.assert_array_equal(K[:13], K_ref)
     np.testing.assert_allclose(y_new, y_stock, rtol=STOCK_RTOL, atol=0)
@@ -155,7 +156,7 @@ def test_initial_step_matches_scipy(dispatcher, t_bound, max_step):
     stock = scipy_common.select_initial_step(*call)
     work = [np.empty(N) for _ in range(3)]
     got = core.select_initial_step(0, t0, y0, f0, None, t_bound, max_step, direction,
-                                   np.full(N, rtol), atol, *work, N, N)
+                                   np.full(N, rtol), atol, *work, N, N, ISTATE)
     assert got == expected
     assert got == pytest.approx(stock, rel=STOCK_RTOL)
     assert len(dispatcher) == 1
@@ -176,7 +177,8 @@ def test_dense_output_matches_scipy(dispatcher):
     K[:13] = solver.K  # the step's 13 stages, as scipy left them
     F, ytmp = np.empty((7, N)), np.empty(N)
     dispatcher.clear()
-    core.dense_coefficients(0, t_old, solver.y_old, solver.y, solver.f, h, None, K, F, ytmp, N)
+    core.dense_coefficients(0, t_old, solver.y_old, solver.y, solver.f, h, None, K, F, ytmp, N,
+                            ISTATE)
     assert len(dispatcher) == 3
     out = np.empty(N)
     for s in np.linspace(0.0, 1.0, 9):
@@ -216,7 +218,7 @@ def test_complex_initial_step_matches_scipy(monkeypatch):
     def fun(t, y):
         return np.array([1j * y[0] + math.cos(t), -0.5 * y[1] * y[0]])
 
-    def rhs(handle, t, y, p, dydt):
+    def rhs(handle, t, y, p, dydt, istate):
         dydt[:] = split(fun(t, y[:m] + 1j * y[m:]))
 
     monkeypatch.setattr(core, "rhs", rhs, raising=False)
@@ -228,5 +230,6 @@ def test_complex_initial_step_matches_scipy(monkeypatch):
                                                     atol)
     work = [np.empty(2 * m) for _ in range(3)]
     got = core.select_initial_step(0, 0.0, split(y0), split(f0), None, 3.0, np.inf, 1.0,
-                                   np.full(2 * m, rtol), np.tile(atol, 2), *work, 2 * m, m)
+                                   np.full(2 * m, rtol), np.tile(atol, 2), *work, 2 * m, m,
+                                   ISTATE)
     assert got == pytest.approx(expected, rel=1e-14)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import dask_batch, host_loop, render, targets
+from . import bounds, dask_batch, host_loop, render, targets
 from .core import dop853 as core
 from .core import events as core_events
 from .registry import EventFunction, RhsFunction
@@ -30,6 +30,8 @@ MESSAGES = {
     core.STATUS_EVENT_NONFINITE: "An event function returned a non-finite value (NaN or inf).",
     core.STATUS_NAN_STEP: ("The step size is NaN: a component's error scale atol + rtol * |y| "
                            "is zero (atol = 0 where y = 0); give that component atol > 0."),
+    core.STATUS_INDEX: ("An index computed at run time was out of range in a right-hand side or "
+                        "event function (the access was not made; see the README's Failures)."),
     core.STATUS_INFINITE_STEP: ("The step size grew to infinity: t_span ends at inf and no "
                                 "terminal event ended the integration."),
     core.STATUS_RUNNING: "Integration stopped before the end of the interval (interrupted).",
@@ -58,8 +60,9 @@ class BatchResult:
     status : ndarray of int, shape (N,)
         0 reached the end, 1 stopped by a terminal event, -1 step size too small, -2
         non-finite right-hand side, -3 step budget exhausted, -5 non-finite event
-        function, -6 NaN step size (a zero error scale: atol = 0 where y = 0), -8 the
-        step grew to infinity (``tf = inf`` and no terminal event); after Ctrl-C (see
+        function, -6 NaN step size (a zero error scale: atol = 0 where y = 0), -7 an index
+        computed at run time out of range in a user function, -8 the step grew to
+        infinity (``tf = inf`` and no terminal event); after Ctrl-C (see
         :attr:`interrupted`) 2 stopped mid-way, 3 not started. See :meth:`message`.
     nfev, nstep, nreject : ndarray of int, shape (N,)
         Right-hand side evaluations (scipy's ``nfev``), accepted and rejected steps.
@@ -243,6 +246,8 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
 
     p = _per_problem(params if params is not None else 0.0, "params", n_prob, allow_scalar=True)
     _check_params_finite(p)
+    # Every index of the user's functions in range for this n and m (bounds.py).
+    bounds.check(functions, event_slots, ndim, 0 if params is None else p.shape[1])
     rtol_a = _tolerance(rtol, "rtol", n_prob, ndim)
     atol_a = _tolerance(atol, "atol", n_prob, ndim)
     if np.any(rtol_a < 100 * EPS):

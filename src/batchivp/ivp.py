@@ -33,7 +33,7 @@ from scipy.integrate._ivp.ivp import MESSAGES, OdeResult, prepare_events
 from scipy.integrate._ivp.ivp import solve_ivp as _scipy_solve_ivp
 from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
 
-from . import plain, render, targets
+from . import bounds, plain, render, targets
 from .batch import MESSAGES as BATCH_MESSAGES
 from .batch import _check_events, _new_state
 from .core import dop853 as core
@@ -50,6 +50,9 @@ EVENT_NAN_MESSAGE = ("An event function returned NaN while its root was searched
 # (host_loop.OneProblemChunks, about half a second each), so that Ctrl-C is served
 # between two calls; a number fixes it (tests use a small one to force many calls).
 CHUNK_STEPS = None
+IVP_ARGUMENTS = bounds.Arguments(y="y0 has {n} component{s}", p="args pack into {m} value{s}",
+                                 no_p="no args were given",
+                                 transposed="expected y0 of {k} components")
 
 
 class CompilationWarning(UserWarning):
@@ -248,6 +251,10 @@ class _Problem:
         except plain.Uncompilable as exc:
             self.fallback_reason = str(exc)
             return self
+        reason = _check_indices(self.rhs, self.events, self.ndim, layout.size)
+        if reason is not None:
+            self.fallback_reason = reason
+            return self
         self.plugin_keys = (self.rhs.key,) + tuple(e.key for e in self.events)
         if self.plugin_keys in _failed_plugins:
             self.fallback_reason = "numba could not compile it before (see the first warning)"
@@ -389,12 +396,29 @@ class _Problem:
         return scipy_common.OdeSolution(ts, interpolants, alt_segment=False)
 
 
+def _check_indices(rhs, events, n, m):
+    """``bounds.check`` of each plugin. A registered function out of range raises
+    ``ValueError``; for a plain callable the reason is returned, and scipy solves the
+    problem instead: scipy raises ``IndexError`` from the function if, and only if,
+    the integration reaches that index (a branch the trial call did not take)."""
+    for plugin in [rhs] + list(events):
+        registered = getattr(plugin, "helpers", None) is None
+        try:
+            bounds.check([plugin] if plugin.kind == "rhs" else [],
+                         [plugin] if plugin.kind == "event" else [], n, m, IVP_ARGUMENTS)
+        except ValueError as exc:
+            if registered:
+                raise
+            return str(exc)
+    return None
+
+
 def _failure_message(status):
     if status in (core.STATUS_STEP_TOO_SMALL, core.STATUS_NONFINITE):
         return TOO_SMALL_STEP  # scipy rejects a non-finite step until it is too small
     if status == core.STATUS_EVENT_NONFINITE:
         return EVENT_NAN_MESSAGE
-    if status in (core.STATUS_NAN_STEP, core.STATUS_INFINITE_STEP):
+    if status in (core.STATUS_NAN_STEP, core.STATUS_INFINITE_STEP, core.STATUS_INDEX):
         return BATCH_MESSAGES[status]
     return f"Integration failed with status {status}."
 

@@ -15,7 +15,9 @@ everything that would otherwise surface as an error deep inside a generated kern
    ``yield``, nested functions, lists/dicts/sets/comprehensions, numpy allocation;
 4. every global the body uses is something the generated module can carry: ``math``
    (or another module), a number, a tuple of numbers;
-5. numba compiles it on the cpu target (a trial compile).
+5. every index it uses on ``y``, ``p`` and ``dydt`` can be bounded or checked at run
+   time (:mod:`batchivp.bounds`), and fits the dimensions it declares, if any;
+6. numba compiles it on the cpu target (a trial compile).
 
 The renderer later stamps the source into a generated module under a prefixed name,
 with its globals renamed the same way, so user names never clash with the core's.
@@ -132,8 +134,35 @@ class UserFunction:
     def __reduce__(self):
         return (_reregister, (self.kind, self.name, self.source, self.globals_, self._options()))
 
+    declared_n = None  # state size the function declares (@rhs(n=...)), checked at solve time
+    declared_n_params = None  # parameter count it declares (n_params=...)
+
     def _options(self):
-        return {}
+        return {"n": self.declared_n, "n_params": self.declared_n_params}
+
+    def with_dimensions(self, n, n_params):
+        """A copy of this function declaring its state size ``n`` and parameter count
+        ``n_params`` (``None``: not declared), checked against its indices now and
+        against each batch's ``y0`` and ``params`` when it is solved."""
+        if n is None and n_params is None:
+            return self
+        for label, value in (("n", n), ("n_params", n_params)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                                      or value < (1 if label == "n" else 0)):
+                raise RegistrationError(f"{self.kind} {self.name!r}: {label} must be a "
+                                        f"{'positive' if label == 'n' else 'non-negative'} "
+                                        f"integer, got {value!r}")
+        other = object.__new__(type(self))  # not copy.copy: __reduce__ re-registers
+        other.__dict__.update(self.__dict__)
+        other.declared_n = None if n is None else int(n)
+        other.declared_n_params = None if n_params is None else int(n_params)
+        from . import bounds
+
+        try:
+            bounds.check_declared(other)
+        except ValueError as exc:
+            raise RegistrationError(str(exc)) from None
+        return other
 
     @property
     def rendered_name(self):
@@ -176,7 +205,7 @@ class EventFunction(UserFunction):
         self.direction = 0.0
 
     def _options(self):
-        return {"terminal": self.terminal, "direction": self.direction}
+        return {**super()._options(), "terminal": self.terminal, "direction": self.direction}
 
     def with_options(self, terminal, direction):
         """A copy of this event with other ``terminal`` and ``direction``."""
@@ -224,8 +253,12 @@ def registered():
         return dict(_registry)
 
 
-def rhs(func):
+def rhs(func=None, *, n=None, n_params=None):
     """Register ``func(t, y, p, dydt)`` as a right-hand side usable on every target.
+
+    Use it bare (``@bi.rhs``) or declaring the dimensions the function is written for,
+    ``@bi.rhs(n=6, n_params=1)``: the state size and the number of parameters, checked
+    against its indices at once and against ``y0`` and ``params`` when it is solved.
 
     Examples
     --------
@@ -234,9 +267,11 @@ def rhs(func):
     ... def decay(t, y, p, dydt):
     ...     dydt[0] = -p[0] * y[0]
     """
+    if func is None:
+        return lambda f: rhs(f, n=n, n_params=n_params)
     if isinstance(func, RhsFunction):
-        return func
-    return _register_function("rhs", func, RHS_ARGS)
+        return func.with_dimensions(n, n_params) if (n, n_params) != (None, None) else func
+    return _register_function("rhs", func, RHS_ARGS).with_dimensions(n, n_params)
 
 
 def _register_function(kind, func, expected_args):
@@ -283,13 +318,14 @@ def _register_source(kind, source, expected_args, check_options=None):
 _KEEP = object()  # an option not given: the event's own (False / 0.0 for a new one)
 
 
-def event(func=None, *, terminal=_KEEP, direction=_KEEP):
+def event(func=None, *, terminal=_KEEP, direction=_KEEP, n=None, n_params=None):
     """Register ``func(t, y, p) -> float`` as an event function usable on every target.
 
     Use it bare (``@bi.event``: not terminal, both directions) or with scipy's options
     (``@bi.event(terminal=True, direction=-1)``; ``terminal`` may be a count). Given an
     :class:`EventFunction`, returns a copy with the options given changed and the
-    others kept: ``bi.event(reentry, terminal=2)``.
+    others kept: ``bi.event(reentry, terminal=2)``. ``n`` and ``n_params`` declare the
+    state size and parameter count, as for :func:`rhs`.
 
     Examples
     --------
@@ -301,14 +337,17 @@ def event(func=None, *, terminal=_KEEP, direction=_KEEP):
     if func is None:
         check_event_options(False if terminal is _KEEP else terminal,
                             0.0 if direction is _KEEP else direction, "<decorated>")
-        return lambda f: event(f, terminal=terminal, direction=direction)
+        return lambda f: event(f, terminal=terminal, direction=direction, n=n,
+                               n_params=n_params)
     if isinstance(func, EventFunction):
         return func.with_options(func.terminal if terminal is _KEEP else terminal,
-                                 func.direction if direction is _KEEP else direction)
+                                 func.direction if direction is _KEEP else direction
+                                 ).with_dimensions(n, n_params)
     terminal = False if terminal is _KEEP else terminal
     direction = 0.0 if direction is _KEEP else direction
     check_event_options(terminal, direction, getattr(func, "__name__", "<event>"))
-    return _register_function("event", func, EVENT_ARGS).with_options(terminal, direction)
+    return _register_function("event", func, EVENT_ARGS).with_options(
+        terminal, direction).with_dimensions(n, n_params)
 
 
 def register_event(source, terminal=False, direction=0.0):
@@ -389,10 +428,13 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
     trial = _as_rendered(func, def_source, globals_, origin, node.lineno) if globals_ else func
     globals_.update(_resolve_globals(def_source, name, func_globals, where, set(globals_)))
 
+    candidate = _KINDS[kind](name, -1, def_source, globals_, func, origin)
+    candidate.def_line = _origin_line(origin, node)
+    _check_indices(candidate, where)
     with _lock:
         existing = _registry.get(name)
         if existing is not None:
-            candidate_key = _KINDS[kind](name, -1, def_source, globals_, func, origin).key
+            candidate_key = candidate.key
             if existing.kind == kind and existing.key == candidate_key:
                 if existing.py_func is not func and "_stamp" in existing.__dict__:
                     # The same code defined again (a module imported anew, a script run
@@ -417,6 +459,7 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
         entry = _KINDS[kind](name, handle, def_source, globals_, func, origin)
         if existing is not None and existing.key == entry.key:
             return existing
+        entry.def_line = candidate.def_line
         entry._stamp = stamp
         entry._registered = (source, func_globals, expected_args)
         if existing is None:
@@ -509,6 +552,17 @@ def _check_body(node, where, kind, origin):
         if not returns or any(r.value is None for r in returns):
             raise RegistrationError(f"{where}: an event function must return a float "
                                     "on every path ('return <value>')")
+
+
+def _check_indices(candidate, where):
+    """Refuse a function with a use of ``y``, ``p`` or ``dydt`` that can be neither
+    bounded nor checked at run time, or an index always outside a slice."""
+    from . import bounds
+
+    try:
+        bounds.verify(candidate, where)
+    except bounds.Unverifiable as exc:
+        raise RegistrationError(str(exc)) from None
 
 
 def _origin_line(origin, sub):
@@ -707,5 +761,5 @@ def _reregister(kind, name, source, globals_, options):
         text = prelude + source
         existing = register_rhs(text) if kind == "rhs" else register_event(text)
     if kind == "event":
-        return existing.with_options(options["terminal"], options["direction"])
-    return existing
+        existing = existing.with_options(options["terminal"], options["direction"])
+    return existing.with_dimensions(options.get("n"), options.get("n_params"))

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import jinja2
 
-from . import cache, core, targets
+from . import bounds, cache, core, targets
 from .cache import CACHE_ENV_VAR, MODULE_PREFIX, cache_dir  # noqa: F401 (the names render had)
 from .registry import rename_tokens
 
 TEMPLATE_NAME = "kernel.py.j2"
-CORE_FILES = ("coefficients.py", "dop853.py", "events.py", "driver.py")
+CORE_FILES = ("coefficients.py", "dop853.py", "access.py", "events.py", "driver.py")
 LOCK_NOTICE_SECONDS = 5.0  # a compile-lock wait longer than this says what it waits for
 
 # Per target: how device functions and the entry point are decorated, and how work
@@ -92,7 +92,7 @@ _TARGET_STYLE["cuda_ptx"] = dict(_TARGET_STYLE["cuda"], kernel="")
 INLINED = frozenset({
     "stage_state", "rk_step", "error_estimates", "error_norm", "np_maximum", "py_min",
     "py_max", "accepted_factor", "rejected_factor", "step_toward", "dop853_step",
-    "dense_eval", "dense_coefficients",
+    "dense_eval", "dense_coefficients", "bounds_checked_index", "bounds_checked_read",
 })
 
 _lock = threading.Lock()
@@ -167,9 +167,15 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
     user_imports, user_constants, user_functions = [], [], []
     seen_imports = set()
 
-    def rendered(name, rendered_name, source, globals_, rendered_global):
-        """``source`` with its name and globals renamed; its imports and constants
-        go to the module's lists."""
+    event_functions, _ = unique_functions(events)
+    # Indices the analysis could not bound are checked at run time (bounds.py).
+    plan = bounds.rewrite_plan(list(functions) + event_functions)
+
+    def rendered(name, rendered_name, source, globals_, rendered_global, plan_name):
+        """``source`` with its unbounded indices checked, its name and globals renamed;
+        its imports and constants go to the module's lists."""
+        if plan_name in plan:
+            source = bounds.instrument(source, name, *plan[plan_name])
         mapping = {name: rendered_name}
         for gname, (gkind, value) in sorted(globals_.items()):
             if gkind == "module" and gname == value.split(".")[-1] and "." not in value:
@@ -186,7 +192,6 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
                 user_constants.append(line)
         return rename_tokens(source, mapping).rstrip() + "\n"
 
-    event_functions, _ = unique_functions(events)
     emitted = set()  # helpers shared by several plugins are rendered once (equal names: equal code)
     for fn in list(functions) + event_functions:
         helpers = []
@@ -194,12 +199,14 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
             if h.rendered_name not in emitted:
                 emitted.add(h.rendered_name)
                 helpers.append(rendered(h.name, h.rendered_name, h.source, h.globals_,
-                                        lambda gname, h=h: f"{h.rendered_name}__{gname}"))
+                                        lambda gname, h=h: f"{h.rendered_name}__{gname}",
+                                        h.rendered_name))
         user_functions.append({
             "kind": fn.kind, "name": fn.name, "origin": fn.origin,
             "rendered_name": fn.rendered_name, "helpers": helpers,
+            "checked": fn.name in plan and plan[fn.name][2],
             "source": rendered(fn.name, fn.rendered_name, fn.source, fn.globals_,
-                               fn.rendered_global),
+                               fn.rendered_global, fn.name),
         })
 
     context = dict(

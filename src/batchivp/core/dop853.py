@@ -4,8 +4,11 @@ Contract (DESIGN.md, point 1), kept by every function in this file:
 
 1. ``math`` only; arrays are passed in, never allocated; no ``raise`` or ``assert``;
    no default or keyword arguments; no globals but module constants and the
-   dispatcher ``rhs(handle, t, y, p, dydt)``, which the renderer defines in the
-   generated module next to these functions.
+   dispatcher ``rhs(handle, t, y, p, dydt, istate)``, which the renderer defines in the
+   generated module next to these functions. The dispatcher gets the problem's
+   ``istate`` so that a user function whose index is checked at run time can end the
+   problem with ``STATUS_INDEX`` (``access.py``); every caller tests the status after
+   the evaluations it makes.
 2. The renderer copies the top-level functions and constant assignments of this file
    verbatim into one module per target and decorates each function for it
    (``numba.njit`` for cpu/parallel, ``numba.cuda.jit(device=True)`` for cuda, none for
@@ -59,6 +62,7 @@ STATUS_BUDGET = -3
 STATUS_BUFFER = -4
 STATUS_EVENT_NONFINITE = -5
 STATUS_NAN_STEP = -6  # the step size is NaN (a zero error scale: atol = 0 where y = 0)
+STATUS_INDEX = -7  # a user function's index, computed at run time, was out of range
 STATUS_INFINITE_STEP = -8  # the step reached t = inf (tf infinite, no terminal event)
 STATUS_RUNNING = 2  # stopped at a chunk boundary; resume to continue
 STATUS_PENDING = 3  # not started
@@ -194,7 +198,7 @@ def stage_state(K, s, t, y, h, ytmp, n):
     return t + C[s] * h
 
 
-def rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n):
+def rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n, istate):
     """One DOP853 step of size ``h`` from ``(t, y)`` with ``f = f(t, y)``.
 
     Fills ``K[0:13]`` (``K[12] = f(t + h, y_new)``) and ``y_new``; 12 evaluations.
@@ -203,7 +207,7 @@ def rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n):
         K[0, i] = f[i]
     for s in range(1, N_STAGES):
         ts = stage_state(K, s, t, y, h, ytmp, n)
-        rhs(handle, ts, ytmp, p, K[s])
+        rhs(handle, ts, ytmp, p, K[s], istate)
     for i in range(n):
         y_new[i] = K[0, i] * B[0]
     for j in range(1, N_STAGES):
@@ -213,7 +217,7 @@ def rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n):
                 y_new[i] += K[j, i] * b
     for i in range(n):
         y_new[i] = y[i] + h * y_new[i]
-    rhs(handle, t + h, y_new, p, K[N_STAGES])
+    rhs(handle, t + h, y_new, p, K[N_STAGES], istate)
 
 
 def error_estimates(K, i):
@@ -295,7 +299,7 @@ def rejected_factor(err):
 
 
 def select_initial_step(handle, t0, y0, f0, p, t_bound, max_step, direction, rtol, atol,
-                        y1, f1, scale, n, m):
+                        y1, f1, scale, n, m, istate):
     """scipy's ``select_initial_step`` (Hairer's algorithm); one evaluation.
 
     ``y1``, ``f1``, ``scale`` are work arrays of length ``n``; ``m``: norm components.
@@ -314,7 +318,7 @@ def select_initial_step(handle, t0, y0, f0, p, t_bound, max_step, direction, rto
     h0 = py_min(h0, interval_length)
     for i in range(n):
         y1[i] = y0[i] + h0 * direction * f0[i]
-    rhs(handle, t0 + h0 * direction, y1, p, f1)
+    rhs(handle, t0 + h0 * direction, y1, p, f1, istate)
     for i in range(n):
         y1[i] = f1[i] - f0[i]
     d2 = rms_norm_scaled(y1, scale, n, m) / h0
@@ -327,14 +331,14 @@ def select_initial_step(handle, t0, y0, f0, p, t_bound, max_step, direction, rto
     return py_min(h, max_step)
 
 
-def dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n):
+def dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n, istate):
     """The 7 interpolant rows ``F`` of the last step; three extra evaluations.
 
     ``K[0:13]`` must hold the step's stages, ``y_old``/``y`` its ends, ``f = f(t, y)``.
     """
     for s in range(N_STAGES + 1, N_STAGES_EXTENDED):
         ts = stage_state(K, s, t_old, y_old, h, ytmp, n)
-        rhs(handle, ts, ytmp, p, K[s])
+        rhs(handle, ts, ytmp, p, K[s], istate)
     for i in range(n):
         f_old = K[0, i]
         delta_y = y[i] - y_old[i]
@@ -411,8 +415,10 @@ def dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
             # infinite, so it loops for ever; this problem ends instead.
             istate[IS_STATUS] = STATUS_INFINITE_STEP
             return 0.0
-        rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n)
+        rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n, istate)
         istate[IS_NFEV] += N_STAGES
+        if istate[IS_STATUS] != STATUS_RUNNING:
+            return 0.0  # an index checked at run time was out of range (STATUS_INDEX)
         if m == n:
             err = error_norm(K, h, y, y_new, rtol, atol, n)
         else:

@@ -47,7 +47,8 @@ def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n
     tf = tcfg[TC_TF]
     for i in range(n):
         y[i] = y0[i]
-    rhs(handle, t0, y, p, f)
+    istate[IS_STATUS] = STATUS_RUNNING  # before the evaluation, which may set STATUS_INDEX
+    rhs(handle, t0, y, p, f, istate)
     istate[IS_NFEV] = 1
     istate[IS_NSTEP] = 0
     istate[IS_NREJECT] = 0
@@ -59,13 +60,17 @@ def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n
     fstate[FS_T] = t0
     fstate[FS_T_NEW] = t0
     fstate[FS_H_ABS] = 0.0
-    istate[IS_STATUS] = STATUS_RUNNING
     for e in range(n_ev):
         n_events[e] = 0
+    if istate[IS_STATUS] != STATUS_RUNNING:
+        return
     if not all_finite(f, n):
         istate[IS_STATUS] = STATUS_NONFINITE
         return
-    if not event_values(ecfg, t0, y, p, g, n_ev) and icfg[IC_EVENT_RULE] == EVENTS_BATCH:
+    finite = event_values(ecfg, t0, y, p, g, n_ev, istate)
+    if istate[IS_STATUS] != STATUS_RUNNING:
+        return
+    if not finite and icfg[IC_EVENT_RULE] == EVENTS_BATCH:
         istate[IS_STATUS] = STATUS_EVENT_NONFINITE
         return
     direction = 1.0
@@ -77,7 +82,7 @@ def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n
         # K rows 1..3 are free before the first step: use them as work arrays.
         fstate[FS_H_ABS] = select_initial_step(
             handle, t0, y, f, p, tf, tcfg[TC_MAX_STEP], direction, rtol, atol,
-            K[1], K[2], K[3], n, m)
+            K[1], K[2], K[3], n, m, istate)
         istate[IS_NFEV] = 2
 
 
@@ -92,8 +97,9 @@ def record_row(t, y, rec_t, rec_y, istate, n):
 
 def build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n):
     """The last step's interpolant into ``F``, its three evaluations counted in ``nfev``
-    (scipy's ``solver.dense_output()``, called at most once a step)."""
-    dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n)
+    (scipy's ``solver.dense_output()``, called at most once a step). The caller tests
+    the status (``STATUS_INDEX``) before it uses ``F``."""
+    dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n, istate)
     istate[IS_NFEV] += N_STAGES_EXTENDED - N_STAGES - 1
 
 
@@ -169,6 +175,8 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
         have_dense = False
         if recording and icfg[IC_RECORD] == RECORD_DENSE:
             build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
+            if istate[IS_STATUS] != STATUS_RUNNING:
+                return
             have_dense = True
             row = istate[IS_N_REC]
             for r in range(7):
@@ -177,7 +185,10 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
         stop = STATUS_RUNNING
         if n_ev > 0:
             nonfinite_fails = icfg[IC_EVENT_RULE] == EVENTS_BATCH
-            if not event_values(ecfg, t, y, p, g_new, n_ev) and nonfinite_fails:
+            finite = event_values(ecfg, t, y, p, g_new, n_ev, istate)
+            if istate[IS_STATUS] != STATUS_RUNNING:
+                return
+            if not finite and nonfinite_fails:
                 stop = STATUS_EVENT_NONFINITE
             else:
                 n_active = find_active_events(g, g_new, ecfg, active, n_ev)
@@ -185,10 +196,14 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
                     if not have_dense:
                         build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp,
                                           istate, n)
+                        if istate[IS_STATUS] != STATUS_RUNNING:
+                            return
                         have_dense = True
                     last = step_events(ecfg, p, F, y_old, t_old, h, t, n_active, active,
                                        roots, n_events, max_stored, t_events, y_events,
-                                       ytmp, n, nonfinite_fails)
+                                       ytmp, n, nonfinite_fails, istate)
+                    if istate[IS_STATUS] != STATUS_RUNNING:
+                        return
                     if last == -2:
                         stop = STATUS_EVENT_NONFINITE
                     elif last >= 0:
@@ -203,6 +218,8 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
         if i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
             if not have_dense:
                 build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
+                if istate[IS_STATUS] != STATUS_RUNNING:
+                    return
             while i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
                 dense_eval(F, y_old, t_old, h, t_eval[i_eval], ytmp, n)
                 for i in range(n):

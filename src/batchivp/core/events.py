@@ -2,7 +2,8 @@
 
 The same contract as ``dop853.py`` (plain Python, ``math`` only, no allocation, no
 raise), rendered into every target's module next to it. Event functions are called
-through the dispatcher ``event(handle, t, y, p)``, which the renderer defines.
+through the dispatcher ``event(handle, t, y, p, istate)``, which the renderer defines
+(``istate``: see ``dop853.py``, point 1; the driver tests the status after them).
 
 scipy's ``solve_ivp`` semantics [1]_, step for step:
 
@@ -42,11 +43,11 @@ EC_TERMINAL = 2  # occurrences that stop the integration; 0: never
 ECFG_SIZE = 3
 
 
-def event_values(ecfg, t, y, p, g, n_ev):
+def event_values(ecfg, t, y, p, g, n_ev, istate):
     """``g[e] = event_e(t, y, p)`` for every slot; False if one is not finite."""
     finite = True
     for e in range(n_ev):
-        g[e] = event(ecfg[e, EC_HANDLE], t, y, p)
+        g[e] = event(ecfg[e, EC_HANDLE], t, y, p, istate)
         if not math.isfinite(g[e]):
             finite = False
     return finite
@@ -74,13 +75,13 @@ def find_active_events(g, g_new, ecfg, active, n_ev):
     return count
 
 
-def event_on_interpolant(handle, p, F, y_old, t_old, h, t, yw, n):
+def event_on_interpolant(handle, p, F, y_old, t_old, h, t, yw, n, istate):
     """``event(t, sol(t))`` with ``sol`` the step's interpolant (``yw``: work array)."""
     dense_eval(F, y_old, t_old, h, t, yw, n)
-    return event(handle, t, yw, p)
+    return event(handle, t, yw, p, istate)
 
 
-def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n, nonfinite_fails):
+def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n, nonfinite_fails, istate):
     """The root of ``event(t, sol(t))`` on ``[t_old, t_new]``: scipy's ``brentq``.
 
     The iteration is scipy's brentq.c (the version whose loop compares signs, not
@@ -97,8 +98,8 @@ def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n, nonfinite_fails):
     """
     xpre = t_old
     xcur = t_new
-    fpre = event_on_interpolant(handle, p, F, y_old, t_old, h, xpre, yw, n)
-    fcur = event_on_interpolant(handle, p, F, y_old, t_old, h, xcur, yw, n)
+    fpre = event_on_interpolant(handle, p, F, y_old, t_old, h, xpre, yw, n, istate)
+    fcur = event_on_interpolant(handle, p, F, y_old, t_old, h, xcur, yw, n, istate)
     if event_value_fails(fpre, nonfinite_fails) or event_value_fails(fcur, nonfinite_fails):
         return math.nan
     if fpre == 0.0:
@@ -155,7 +156,7 @@ def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n, nonfinite_fails):
             xcur += delta
         else:
             xcur -= delta
-        fcur = event_on_interpolant(handle, p, F, y_old, t_old, h, xcur, yw, n)
+        fcur = event_on_interpolant(handle, p, F, y_old, t_old, h, xcur, yw, n, istate)
         if event_value_fails(fcur, nonfinite_fails):
             return math.nan
     return xcur
@@ -172,7 +173,7 @@ def first_terminating(ecfg, n_events, active, n_active):
 
 
 def step_events(ecfg, p, F, y_old, t_old, h, t_new, n_active, active, roots, n_events,
-                max_stored, t_events, y_events, yw, n, nonfinite_fails):
+                max_stored, t_events, y_events, yw, n, nonfinite_fails, istate):
     """Roots of the active events of the step ``[t_old, t_new]`` and their record.
 
     ``active[:n_active]`` are the active slots (from :func:`find_active_events`), ``F``
@@ -183,7 +184,7 @@ def step_events(ecfg, p, F, y_old, t_old, h, t_new, n_active, active, roots, n_e
     """
     for a in range(n_active):
         roots[a] = event_root(ecfg[active[a], EC_HANDLE], p, F, y_old, t_old, h, t_new, yw, n,
-                              nonfinite_fails)
+                              nonfinite_fails, istate)
         if roots[a] != roots[a]:
             return -2
     n_keep = n_active

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import bounds
 from ..batch import solve_batch
 from ..dask_batch import is_dask
 from ..plain import compose, def_source
+from ..registry import EventFunction
 from .constants import R_EARTH
 from . import units
 from .ephemeris import j2000_tt_seconds
@@ -30,6 +32,11 @@ from .forces import Force, UserForce, per_object_values, two_body_acceleration
 
 DEFAULT_RTOL = 1e-10
 DEFAULT_ATOL = 1e-9  # km and km/s: 1 m and 1 mm/s at most, far below rtol for LEO
+ORBIT_ARGUMENTS = bounds.Arguments(
+    y="the orbit state has {n} components (r, v)",
+    p="the parameter vector has {m} value{s} (the epoch, then each force's parameters)",
+    view="it is given {cap} parameter{s}: pass UserForce(..., params=[...]) with {need} values",
+    transposed="expected a state of {k} components")
 
 
 @dataclass
@@ -212,6 +219,9 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
     _check_epoch_given(epoch, forces, events)
     rhs = force_model(forces)
     p = parameter_matrix(forces, n_obj, epoch)
+    # Forces and events index y and p in range (a UserForce within its own params).
+    bounds.check([rhs], [e for e in events if isinstance(e, EventFunction)], 6, p.shape[1],
+                 ORBIT_ARGUMENTS)
     if lazy:  # one block of objects per chunk of r, each solved where it lies
         import dask.array as da
 
