@@ -855,6 +855,11 @@ def _range_element(args):
     if not all(isinstance(v, Iv) for v in (start, stop)) or s is None or s == 0:
         return UNKNOWN_INT
     if s > 0:
+        first, last = _const(start), _const(stop)
+        if first is not None and last is not None:  # the last value taken
+            if first >= last:
+                return Iv(1, 0)  # an empty range: its body never runs
+            return Iv(first, first + (last - 1 - first) // s * s)
         return Iv(start.lo, _shift(stop.hi, -1))
     lo = None if stop.lo is None else stop.lo + 1
     return Iv(lo, start.hi)
@@ -934,8 +939,9 @@ def _bound_names(stmts):
                 targets = [node.target]
             elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 names.add(node.name)
-            for t in targets:
-                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+            for t in targets:  # names stored to, not those read in a subscript target
+                names |= {n.id for n in ast.walk(t)
+                          if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     return names
 
 
@@ -1022,7 +1028,7 @@ def analyse(plugin):
         cached = _reports.get(plugin.key)
     if cached is not None:
         return cached
-    helpers = {h.rendered_name: h for h in getattr(plugin, "helpers", ())}
+    helpers = {h.rendered_name: h for h in getattr(plugin, "helpers", None) or ()}
     summaries = {}
 
     def resolver(stack):
