@@ -546,18 +546,14 @@ class _FunctionAnalysis:
             return self.call_builtin(node, name, args, keywords)
         if isinstance(func, ast.Attribute):
             owner = self.ev(func.value)
-            if isinstance(owner, (Arr, AnyArr)):  # a method of the array
-                if func.attr in ("fill", "put", "sort", "itemset", "setfield", "resize"):
-                    self.opaque_write(owner)
+            if isinstance(owner, (Arr, AnyArr)):  # a method: it may write (fill, sort...)
+                self.opaque_write(owner)
                 return AnyArr() if func.attr in VIEW_CALLS else TOP
             module = _module_of(func.value, self.globals_)
             if module is not None and module.split(".")[0] in SAFE_MODULES:
-                for v in args + list(keywords.values()):
-                    if _tracked(v) and "out" in keywords:
+                for v in args + list(keywords.values()):  # out=, copyto...: may write
+                    if _tracked(v):
                         self.opaque_write(v if isinstance(v, Arr) else AnyArr())
-                out = keywords.get("out")
-                if out is not None and _tracked(out):
-                    self.opaque_write(out if isinstance(out, Arr) else AnyArr())
                 tracked_in = any(_tracked(v) for v in args + list(keywords.values()))
                 return AnyArr() if tracked_in and func.attr in VIEW_CALLS else TOP
         if any(_tracked(v) for v in args + list(keywords.values())):
@@ -1242,14 +1238,6 @@ def rewrite_plan(plugins):
                           tuple(sorted(set(calls) | set(report.status_calls.get(name, ())))),
                           takes or name in report.status_functions)
     return plan
-
-
-def limits(plugin):
-    """``(min_n, min_m)``: the smallest state and parameter sizes the bounded uses of
-    ``plugin`` allow (for registration-time checks of declared dimensions)."""
-    report = analyse(plugin)
-    need = {role: max((r.need for r in reqs), default=0) for role, reqs in report.requirements.items()}
-    return max(need.get("y", 0), need.get("dydt", 0)), need.get("p", 0)
 
 
 # ---- the rewrite of what the analysis could not bound ----
