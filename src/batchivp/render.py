@@ -212,6 +212,7 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
     context = dict(
         template_name=TEMPLATE_NAME, template_hash=template_hash, target=target, ndim=ndim,
         norm_dim=ndim if norm_dim is None else norm_dim, recording=int(bool(recording)),
+        index_checks=int(any(takes for _, _, takes in plan.values())),
         rhs_names=[fn.name for fn in functions], user_imports=user_imports,
         event_names=[fn.name for fn in event_functions], n_event_slots=len(events),
         core_constants=core_constants, core_functions=core_functions,

@@ -64,6 +64,10 @@ STATUS_EVENT_NONFINITE = -5
 STATUS_NAN_STEP = -6  # the step size is NaN (a zero error scale: atol = 0 where y = 0)
 STATUS_INDEX = -7  # a user function's index, computed at run time, was out of range
 STATUS_INFINITE_STEP = -8  # the step reached t = inf (tf infinite, no terminal event)
+# 1: a user function of the module checks an index at run time and may set STATUS_INDEX.
+# The renderer sets it per module; with 0 the status tests after evaluations compile
+# out, so a module whose indices are all proven runs the code it ran before.
+INDEX_CHECKS = 1
 STATUS_RUNNING = 2  # stopped at a chunk boundary; resume to continue
 STATUS_PENDING = 3  # not started
 STATUS_PAUSED = 4  # the step record is full: the host grows it, sets RUNNING, resumes
@@ -417,7 +421,7 @@ def dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
             return 0.0
         rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n, istate)
         istate[IS_NFEV] += N_STAGES
-        if istate[IS_STATUS] != STATUS_RUNNING:
+        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
             return 0.0  # an index checked at run time was out of range (STATUS_INDEX)
         if m == n:
             err = error_norm(K, h, y, y_new, rtol, atol, n)

@@ -27,6 +27,7 @@ References
 from .coefficients import N_STAGES, N_STAGES_EXTENDED
 from .dop853 import (EVENTS_BATCH, FS_H_ABS, FS_T, FS_T_NEW, IC_CHUNK_STEPS,
                      IC_EVENT_BUFFER, IC_EVENT_RULE, IC_HANDLE, IC_MAX_STEPS, IC_N_EVAL,
+                     INDEX_CHECKS,
                      IC_RECORD, IC_RECORD_ROWS, IS_I_EVAL, IS_N_REC, IS_NFEV, IS_NONFINITE,
                      IS_NREJECT, IS_NSTEP, IS_STATUS, RECORD_DENSE, RECORD_NONE,
                      STATUS_BUDGET, STATUS_EVENT, STATUS_EVENT_NONFINITE, STATUS_FINISHED,
@@ -62,13 +63,13 @@ def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n
     fstate[FS_H_ABS] = 0.0
     for e in range(n_ev):
         n_events[e] = 0
-    if istate[IS_STATUS] != STATUS_RUNNING:
+    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
         return
     if not all_finite(f, n):
         istate[IS_STATUS] = STATUS_NONFINITE
         return
     finite = event_values(ecfg, t0, y, p, g, n_ev, istate)
-    if istate[IS_STATUS] != STATUS_RUNNING:
+    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
         return
     if not finite and icfg[IC_EVENT_RULE] == EVENTS_BATCH:
         istate[IS_STATUS] = STATUS_EVENT_NONFINITE
@@ -175,7 +176,7 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
         have_dense = False
         if recording and icfg[IC_RECORD] == RECORD_DENSE:
             build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
-            if istate[IS_STATUS] != STATUS_RUNNING:
+            if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                 return
             have_dense = True
             row = istate[IS_N_REC]
@@ -186,7 +187,7 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
         if n_ev > 0:
             nonfinite_fails = icfg[IC_EVENT_RULE] == EVENTS_BATCH
             finite = event_values(ecfg, t, y, p, g_new, n_ev, istate)
-            if istate[IS_STATUS] != STATUS_RUNNING:
+            if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                 return
             if not finite and nonfinite_fails:
                 stop = STATUS_EVENT_NONFINITE
@@ -196,13 +197,13 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
                     if not have_dense:
                         build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp,
                                           istate, n)
-                        if istate[IS_STATUS] != STATUS_RUNNING:
+                        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                             return
                         have_dense = True
                     last = step_events(ecfg, p, F, y_old, t_old, h, t, n_active, active,
                                        roots, n_events, max_stored, t_events, y_events,
                                        ytmp, n, nonfinite_fails, istate)
-                    if istate[IS_STATUS] != STATUS_RUNNING:
+                    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                         return
                     if last == -2:
                         stop = STATUS_EVENT_NONFINITE
@@ -218,7 +219,7 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, is
         if i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
             if not have_dense:
                 build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
-                if istate[IS_STATUS] != STATUS_RUNNING:
+                if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                     return
             while i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
                 dense_eval(F, y_old, t_old, h, t_eval[i_eval], ytmp, n)
