@@ -217,9 +217,11 @@ class AdaptiveChunks:
         return int(rows[:, core.IS_NSTEP].sum() + rows[:, core.IS_NREJECT].sum())
 
 
-def next_budget(budget, done, seconds, target_s=TARGET_CALL_S):
-    """Problem-steps for the next call to take ``target_s``, from ``done`` steps in the
-    last one's ``seconds``."""
+def next_budget(budget, done, seconds, target_s=None):
+    """Problem-steps for the next call to take ``target_s`` (default ``TARGET_CALL_S``),
+    from ``done`` steps in the last one's ``seconds``."""
+    if target_s is None:  # read at each call: tests change it
+        target_s = TARGET_CALL_S
     # Steps per second of the call, less its fixed cost (waking the threads, a launch,
     # copies: up to ~10 ms on a busy machine), which would otherwise keep short calls
     # short.
