@@ -166,13 +166,19 @@ def test_a_slice_read_beyond_its_end_is_always_out_of_range():
         bounds.check([composed], [], 6, 10)
 
 
-def test_uses_it_cannot_follow_are_refused_at_registration():
-    with pytest.raises(registry.RegistrationError,
-                       match=r"json.dumps\(y\).*cannot see"):
+def test_uses_it_cannot_follow_are_reported_and_refused_at_registration():
+    opaque = fake_plugin("""
+        def opaque(t, y, p, dydt):
+            dydt[0] = helpers.first(y)
+    """, globals_={"helpers": ("module", "mypackage.helpers")})
+    report = bounds.analyse(opaque)
+    assert len(report.unverifiable) == 1 and "helpers.first(y)" in report.unverifiable[0]
+    with pytest.raises(bounds.Unverifiable, match=r"cannot prove .* helpers.first\(y\)"):
+        bounds.check([opaque], [], 1, 0)
+    with pytest.raises(registry.RegistrationError, match=r"y\[0, 1\]: a tuple, None or \.\.\. index"):
         bi.register_rhs(textwrap.dedent("""
-            import json
-            def opaque_rhs(t, y, p, dydt):
-                dydt[0] = len(json.dumps(y))
+            def tuple_index_rhs(t, y, p, dydt):
+                dydt[0] = y[0, 1]
         """))
 
 
@@ -288,7 +294,7 @@ def test_standard_models_and_orbit_forces_pass():
               orbit.latitude_crossing(30.0), orbit.umbra(), orbit.penumbra(),
               orbit.umbra(shadow="cylindrical")]
     rhs = orbit_propagate.force_model(forces)
-    m = orbit_propagate.parameter_matrix(forces, 1).shape[1]
+    m = orbit_propagate.parameter_matrix(forces, 1, epoch=0.0).shape[1]
     bounds.check([rhs], events, 6, m, orbit_propagate.ORBIT_ARGUMENTS)
     # Bounded everywhere: nothing is checked at run time in the built-in models.
     for plugin in [models.lorenz, models.two_body, models.radius_crossing, rhs, *events]:
