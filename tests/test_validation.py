@@ -266,7 +266,9 @@ VALID_INPUTS = [
     ("params-scalar", dict(params=2.0)),
     ("params-shared-vector", dict(params=[1.0, 2.0, 3.0, 4.0])),
     ("params-per-problem", dict(params=np.ones((N, 2)))),
-    ("params-none", dict(params=None)),
+    # No params: valid for a right-hand side that reads no p (one that reads p[0] is
+    # refused by the index check, tests/test_bounds.py).
+    ("params-none", dict(fun=val_other, params=None)),
     ("rtol-per-component", dict(rtol=[1e-6, 1e-8])),
     ("rtol-per-problem", dict(rtol=np.full((N, 1), 1e-6))),
     ("atol-per-problem-and-component", dict(atol=np.full((N, NDIM), 1e-9))),
