@@ -265,6 +265,27 @@ def test_solve_ivp_plain_function_that_might_go_out_of_range_is_solved_by_scipy(
     np.testing.assert_array_equal(ours.y, ref.y)
 
 
+def rarely_out_of_range_vectorized(t, y):
+    return np.vstack((y[5] if t > 10.0 else y[1], -y[0]))
+
+
+def rarely_out_of_range_complex(t, y):
+    return [y[5] if t > 10.0 else 1j * y[1], -1j * y[0]]
+
+
+@pytest.mark.parametrize("fun, y0, vectorized", [
+    (rarely_out_of_range_vectorized, [1.0, 0.0], True),
+    (rarely_out_of_range_complex, [1.0 + 0j, 1j], False)], ids=["vectorized", "complex"])
+def test_plain_function_given_a_copy_of_y_is_checked_against_its_length(no_kernel, fun, y0,
+                                                                        vectorized):
+    """A vectorized or complex function gets a local copy of y, which the kernel does
+    not check: an index beyond it must be proven absent, or scipy solves."""
+    with pytest.warns(bi.CompilationWarning, match=r"y\[5\]: an index out of range .*2 elements"):
+        ours = bi.solve_ivp(fun, (0.0, 1.0), y0, vectorized=vectorized)
+    ref = scipy_solve_ivp(fun, (0.0, 1.0), y0, method="DOP853", vectorized=vectorized)
+    np.testing.assert_array_equal(ours.y, ref.y)
+
+
 def radial_thrust(t, y, q, dydt):
     r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
     dydt[3] += q[0] * y[0] / r

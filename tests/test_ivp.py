@@ -22,6 +22,10 @@ from scipy.integrate import solve_ivp as scipy_solve_ivp
 import batchivp as bi
 from batchivp import render
 
+# Every plain function here compiles; one handed to scipy would make the comparisons
+# with scipy vacuous. Tests that expect the hand-off catch the warning themselves.
+pytestmark = pytest.mark.filterwarnings("error::batchivp.CompilationWarning")
+
 CPU_TARGETS = ["cpu", "parallel"]
 
 

@@ -48,6 +48,7 @@ SAFE_MODULES = {"math", "cmath", "numpy", "numba"}  # take arrays whole, by thei
 VIEW_CALLS = {"asarray", "ravel", "reshape", "view", "transpose", "squeeze",
               "ascontiguousarray", "asfortranarray", "atleast_1d", "atleast_2d",
               "swapaxes", "diagonal", "T", "real", "imag", "flat", "expand_dims"}
+ALLOCATIONS = {"empty", "zeros", "ones", "full"}  # np.<name>(shape, ...): a new array
 WIDEN_AFTER = 6  # fixpoint rounds before a changing local is widened to "unknown"
 
 
@@ -94,6 +95,14 @@ class Arr:
 @dataclass(frozen=True)
 class AnyArr:
     """Maybe one of the parameters' arrays, where and how long unknown."""
+
+
+@dataclass(frozen=True)
+class Local:
+    """A local array of ``length`` elements along its first axis (``np.empty(3)``,
+    ``np.zeros((3, 1))``): the adapters hand a plain callable such a copy of ``y``."""
+
+    length: int
 
 
 @dataclass(frozen=True)
@@ -441,6 +450,12 @@ class _FunctionAnalysis:
             for item in base.items[1:]:
                 out = _hull(out, item)
             return out
+        if isinstance(base, Local) and not isinstance(sl, ast.Slice):
+            index = self.ev(sl)
+            first = index.items[0] if isinstance(index, Tup) and index.items else index
+            self.local_subscript((self.at(node), ast.unparse(node)), base,
+                                 self.local_need(first), "a local array")
+            return TOP
         if isinstance(base, (Arr, AnyArr)):
             if isinstance(sl, ast.Slice):
                 return self.slice_view(node, base, sl, store)
@@ -520,6 +535,22 @@ class _FunctionAnalysis:
         if (node.lineno, node.col_offset) not in self.summary.checked:
             self.summary.checked.append((node.lineno, node.col_offset))
 
+    def local_subscript(self, where, local, need, whose):
+        """A constant index into a local array must be inside it: the kernel checks
+        only ``y``, ``dydt`` and ``p`` at run time. ``need`` (elements the index needs,
+        None: unknown) comes from the subscript at ``where`` or a helper's use of it."""
+        if need is None or need > local.length:
+            self.summary.unverifiable.append(
+                f"{where[0]}: {where[1]}: an index out of range of {whose} ({local.length} elements)")
+
+    def local_need(self, index):
+        if isinstance(index, Iv) and isinstance(index.lo, int) and isinstance(index.hi, int):
+            if index.lo >= 0:
+                return index.hi + 1
+            if index.hi < 0:
+                return -index.lo
+        return 0  # not a constant: unchecked, as numba's own arrays are
+
     def opaque_write(self, base):
         if isinstance(base, Arr):
             self.summary.write(base.param, None)
@@ -550,6 +581,11 @@ class _FunctionAnalysis:
                 self.opaque_write(owner)
                 return AnyArr() if func.attr in VIEW_CALLS else TOP
             module = _module_of(func.value, self.globals_)
+            if module in ("numpy", "numba.np") and func.attr in ALLOCATIONS and args:
+                shape = args[0].items[0] if isinstance(args[0], Tup) and args[0].items else args[0]
+                length = _const(shape)
+                if length is not None and length >= 0:
+                    return Local(length)
             if module is not None and module.split(".")[0] in SAFE_MODULES:
                 for v in args + list(keywords.values()):  # out=, copyto...: may write
                     if _tracked(v):
@@ -565,6 +601,8 @@ class _FunctionAnalysis:
     def call_builtin(self, node, name, args, keywords):
         if name == "len" and len(args) == 1 and isinstance(args[0], Arr):
             return self.length(args[0])
+        if name == "len" and len(args) == 1 and isinstance(args[0], Local):
+            return Iv(args[0].length, args[0].length)
         if name in ("min", "max") and len(args) >= 2 and all(isinstance(a, Iv) for a in args):
             out = args[0]
             for b in args[1:]:
@@ -617,6 +655,13 @@ class _FunctionAnalysis:
                     continue
                 self.summary.uses.append(Use(composed, use.need, use.index, use.verb,
                                              (here,) + use.where))
+            elif isinstance(arg, Local):
+                view = use.arr
+                in_view = view.off is not None and (view.cap is None or use.need <= view.cap)
+                whole = view.off == 0 and view.cap is None
+                need = (view.off + use.need if use.index >= 0 else use.need if whole else None
+                        ) if in_view else None
+                self.local_subscript(use.where[-1], arg, need, "the array it is given")
             elif isinstance(arg, AnyArr):
                 self.summary.unverifiable.append(
                     f"{self.at(node)}: {call_text}: passes an array it cannot follow to "

@@ -546,19 +546,20 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
     helpers, seen = [], {}
     callee = _helper(func, helpers, seen)
     m = ndim // 2 if complex_state else ndim
-    lines = []
+    # Each copy of y gets its own name: the index analysis (bounds.py) then knows the
+    # length of the array the function receives.
+    lines, ys = [], "y"
     if complex_state:
-        lines.append(f"ys = np.empty({m}, np.complex128)")
+        lines.append(f"yz = np.empty({m}, np.complex128)")
         lines.append(f"for i in range({m}):")
-        lines.append(f"    ys[i] = complex(y[i], y[i + {m}])")
-    else:
-        lines.append("ys = y")
+        lines.append(f"    yz[i] = complex(y[i], y[i + {m}])")
+        ys = "yz"
     if vectorized:  # scipy hands a vectorized fun a column (the kernel's y is not contiguous-typed)
-        lines.append(f"yc = np.empty(({m}, 1), ys.dtype)")
+        lines.append(f"yc = np.empty(({m}, 1), {ys}.dtype)")
         lines.append(f"for i in range({m}):")
-        lines.append("    yc[i, 0] = ys[i]")
-        lines.append("ys = yc")
-    call = f"{callee}(t, ys{''.join(', ' + e for e in layout.expressions)})"
+        lines.append(f"    yc[i, 0] = {ys}[i]")
+        ys = "yc"
+    call = f"{callee}(t, {ys}{''.join(', ' + e for e in layout.expressions)})"
     if kind == "event":
         lines.append(f"return {call}" if output == "scalar" else f"return {call}[0]")
         args, fname = "t, y, p", "plain_event"
