@@ -246,7 +246,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
 
     p = _per_problem(params if params is not None else 0.0, "params", n_prob, allow_scalar=True)
     _check_params_finite(p)
-    # Every index of the user's functions in range for this n and m (bounds.py).
+    # Every index of the user's functions in range for this n and m (the bounds package).
     bounds.check(functions, event_slots, ndim, 0 if params is None else p.shape[1])
     rtol_a = _tolerance(rtol, "rtol", n_prob, ndim)
     atol_a = _tolerance(atol, "atol", n_prob, ndim)

@@ -546,7 +546,7 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
     helpers, seen = [], {}
     callee = _helper(func, helpers, seen)
     m = ndim // 2 if complex_state else ndim
-    # Each copy of y gets its own name: the index analysis (bounds.py) then knows the
+    # Each copy of y gets its own name: the index analysis (batchivp.bounds) then knows the
     # length of the array the function receives.
     lines, ys = [], "y"
     if complex_state:

@@ -168,7 +168,7 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
     seen_imports = set()
 
     event_functions, _ = unique_functions(events)
-    # Indices the analysis could not bound are checked at run time (bounds.py).
+    # Indices the analysis could not bound are checked at run time (the bounds package).
     plan = bounds.rewrite_plan(list(functions) + event_functions)
 
     def rendered(name, rendered_name, source, globals_, rendered_global, plan_name):
