@@ -143,6 +143,20 @@ def index_order_sums():
 
 
 @pytest.fixture
+def no_compile(monkeypatch):
+    """Fail the test if a kernel would be loaded (and so run) at all: refusals come
+    first. (test_validation has its own, which lets a test expect the attempt.)"""
+    from batchivp import render
+
+    def load_module(*args, **kwargs):
+        # pytest.fail raises a BaseException, which solve_ivp's fallback to scipy
+        # (after "except Exception") cannot turn into a silent scipy solve.
+        pytest.fail("the call was not refused before compiling")
+
+    monkeypatch.setattr(render, "load_module", load_module)
+
+
+@pytest.fixture
 def scipy_in_index_order():
     """scipy's own DOP853 code, with only its BLAS sums replaced by index-order sums,
     for the whole test (see :func:`index_order_sums`)."""

@@ -27,7 +27,7 @@ from scipy.integrate import solve_ivp as scipy_solve_ivp
 from scipy.integrate._ivp.rk import DOP853
 
 import batchivp as bi
-from batchivp import host_loop, ivp, render
+from batchivp import host_loop, ivp
 
 CPU_TARGETS = ["cpu", "parallel"]
 CHILD_TIMEOUT_S = 600  # a child compiles its kernel unless the disk cache has it
@@ -50,17 +50,6 @@ def hang_osc(t, y, p, dydt):
 @bi.event(terminal=True, direction=-1)
 def hang_half(t, y, p):
     return y[0] - 0.5
-
-
-@pytest.fixture
-def no_compile(monkeypatch):
-    """Fail the test if a kernel would be loaded (and so run) at all."""
-    def load_module(*args, **kwargs):
-        # pytest.fail raises a BaseException, which solve_ivp's fallback to scipy
-        # (after "except Exception") cannot turn into scipy's endless loop.
-        pytest.fail("the call was not refused before compiling")
-
-    monkeypatch.setattr(render, "load_module", load_module)
 
 
 # ---- inputs scipy loops on: refused before anything runs ----

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pytest
 
-from batchivp import orbit, render
+from batchivp import orbit
 from batchivp.orbit import constants as C
 
 u = pytest.importorskip("astropy.units")
@@ -26,17 +26,6 @@ Time = pytest.importorskip("astropy.time").Time
 
 R0 = np.array([C.R_EARTH + 500.0, 0.0, 0.0])
 V0 = np.array([0.0, 7.6, 0.6])
-
-
-@pytest.fixture
-def no_compile(monkeypatch):
-    """Fail the test if a kernel would be loaded: refusals come first."""
-    def load_module(*args, **kwargs):
-        # pytest.fail raises a BaseException, which solve_ivp's fallback to scipy
-        # (after "except Exception") cannot turn into scipy's endless loop.
-        pytest.fail("the call was not refused before compiling")
-
-    monkeypatch.setattr(render, "load_module", load_module)
 
 
 # ---- quantities converted ----

@@ -6,9 +6,9 @@ import threading
 
 from .flow import UNSET, Assignments, Quiet, bind, bound_names
 from .report import Report, Requirement, Summary, Use
-from .values import (TOP, UNKNOWN_INT, AnyArr, Arr, Iv, Local, Sym, Tup, add,
-                     bounded, compose, const, floordiv, hull, literal_value, min_hi, mod, mul,
-                     refine, shift, tracked)
+from .values import (TOP, UNKNOWN_INT, AnyArr, Arr, Iv, Local, Sym, Tup, add, bounded,
+                     compose, const, elements_needed, floordiv, hull, literal_value, min_hi,
+                     mod, mul, refine, shift, tracked)
 
 ROLES = {"rhs": ("y", "p", "dydt"), "event": ("y", "p")}  # positions 1, 2, 3
 ISTATE_PARAM = "bounds_istate"  # the argument rendered into checked functions
@@ -178,8 +178,10 @@ class _FunctionAnalysis:
         if isinstance(base, Local) and not isinstance(sl, ast.Slice):
             index = self.ev(sl)
             first = index.items[0] if isinstance(index, Tup) and index.items else index
-            self.local_subscript((self.at(node), ast.unparse(node)), base,
-                                 self.local_need(first), "a local array")
+            need = elements_needed(first)
+            if need is not None:  # else not a constant: unchecked, as numba's own arrays are
+                self.local_subscript((self.at(node), ast.unparse(node)), base, need,
+                                     "a local array")
             return TOP
         if isinstance(base, (Arr, AnyArr)):
             if isinstance(sl, ast.Slice):
@@ -237,9 +239,8 @@ class _FunctionAnalysis:
                 if verb == WRITE:
                     self.summary.write(base.param, None)
                 return  # bounded by the array's own length
-            if base.off is not None and isinstance(index.lo, int) and isinstance(index.hi, int) \
-                    and (index.lo >= 0 or index.hi < 0):
-                need = index.hi + 1 if index.lo >= 0 else -index.lo
+            need = elements_needed(index)
+            if base.off is not None and need is not None:
                 fact = self.length_fact(key)
                 if fact is None or fact < need:
                     self.summary.uses.append(Use(base, need, index.hi if index.lo >= 0 else index.lo,
@@ -267,14 +268,6 @@ class _FunctionAnalysis:
         if need is None or need > local.length:
             self.summary.unverifiable.append(
                 f"{where[0]}: {where[1]}: an index out of range of {whose} ({local.length} elements)")
-
-    def local_need(self, index):
-        if isinstance(index, Iv) and isinstance(index.lo, int) and isinstance(index.hi, int):
-            if index.lo >= 0:
-                return index.hi + 1
-            if index.hi < 0:
-                return -index.lo
-        return 0  # not a constant: unchecked, as numba's own arrays are
 
     def opaque_write(self, base):
         if isinstance(base, Arr):

@@ -128,6 +128,15 @@ def bounded(v):
     return isinstance(v, Iv) and isinstance(v.lo, int) and isinstance(v.hi, int)
 
 
+def elements_needed(v):
+    """How many elements an array needs for every index in ``v``: ``hi + 1`` for
+    indices from the start, ``-lo`` for indices from the end; None unless ``v`` is
+    bounded and of one sign."""
+    if not bounded(v) or (v.lo < 0 <= v.hi):
+        return None
+    return v.hi + 1 if v.lo >= 0 else -v.lo
+
+
 def mul(a, b):
     if bounded(a) and bounded(b):
         products = [x * y for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
