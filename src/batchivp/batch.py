@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bounds, dask_batch, host_loop, render, targets
+from . import abi, arguments, bounds, dask_batch, host_loop, render, targets
 from .core import dop853 as core
-from .core import events as core_events
-from .registry import EventFunction, RhsFunction
 
-EPS = np.finfo(float).eps
 
 MESSAGES = {
     core.STATUS_FINISHED: "The solver successfully reached the end of the integration interval.",
@@ -39,8 +36,6 @@ MESSAGES = {
     core.STATUS_PAUSED: "Integration paused because its step record is full; it can be resumed.",
 }
 
-DEFAULT_CHUNK_STEPS = 2**62
-DEFAULT_MAX_EVENTS = 16
 
 
 @dataclass
@@ -214,155 +209,128 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     :class:`BatchResult`. A SIGINT handler of your own (other than Python's default)
     is left in charge.
     """
-    progress = _check_progress(progress)
+    progress = arguments.progress(progress)
     per_problem = dict(y0=y0, t_span=t_span, params=params, t_eval=t_eval, rtol=rtol,
                        atol=atol, first_step=first_step, max_step=max_step,
                        fun_index=fun_index)
-    if dask_batch.any_dask(per_problem.values()):
-        return dask_batch.solve_batch_dask(
-            solve_batch, fun, per_problem, dict(events=events, max_events=max_events,
-                                                max_steps=max_steps, target=target,
-                                                chunk_steps=chunk_steps))
-    target = targets.resolve_target(target)
-    functions, handles = _check_fun(fun, fun_index)
-    event_slots, ecfg_row = _check_events(events)
-    n_stored = _positive_int(max_events, "max_events", DEFAULT_MAX_EVENTS)
-    if not event_slots:
-        n_stored = 1  # the unused slot's buffers: one entry, not max_events per problem
-    y0 = _as_float_array(y0, "y0")
-    n_prob, ndim = _check_y0_shape(y0.shape)
-    _check_finite(y0, "y0")
-    if handles.shape[0] not in (1, n_prob):
-        raise ValueError(f"fun_index must have shape ({n_prob},), got {handles.shape}")
-    handles = np.broadcast_to(handles, (n_prob,))
-
-    span = _as_float_array(t_span, "t_span")
-    if span.shape == (2,):
-        span = np.broadcast_to(span, (n_prob, 2))
-    if span.shape != (n_prob, 2):
-        raise ValueError(f"t_span must have shape (2,) or ({n_prob}, 2), got {span.shape}")
-    _check_span(span)
-    t0, tf = span[:, 0], span[:, 1]
-
-    p = _per_problem(params if params is not None else 0.0, "params", n_prob, allow_scalar=True)
-    _check_params_finite(p)
-    # Every index of the user's functions in range for this n and m (the bounds package).
-    bounds.check(functions, event_slots, ndim, 0 if params is None else p.shape[1])
-    rtol_a = _tolerance(rtol, "rtol", n_prob, ndim)
-    atol_a = _tolerance(atol, "atol", n_prob, ndim)
-    if np.any(rtol_a < 100 * EPS):
-        warnings.warn("At least one element of `rtol` is too small. "
-                      f"Setting `rtol = np.maximum(rtol, {100 * EPS})`.", stacklevel=2)
-        rtol_a = np.maximum(rtol_a, 100 * EPS)
-    if np.any(atol_a < 0):
-        raise ValueError("atol must be non-negative")
-
-    max_step_a = _per_problem_scalar(max_step, "max_step", n_prob)
-    if np.any(~(max_step_a > 0)):
-        raise ValueError("max_step must be positive")
-    if first_step is None:
-        first_a = np.zeros(n_prob)
-    else:
-        first_a = _per_problem_scalar(first_step, "first_step", n_prob)
-        if np.any(~(first_a > 0)):
-            raise ValueError("first_step must be positive")
-        if np.any(first_a > np.abs(tf - t0)):
-            bad = int(np.argmax(first_a > np.abs(tf - t0)))
-            raise ValueError(f"first_step exceeds the span of problem {bad} "
-                             f"(|tf - t0| = {float(abs(tf[bad] - t0[bad]))!r})")
-
-    t_eval_a, n_eval = _check_t_eval(t_eval, t0, tf, n_prob)
-    _check_output_fits(n_prob, ndim, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored)
-    budget = _positive_int(max_steps, "max_steps", 2**62)
-    chunk = _positive_int(chunk_steps, "chunk_steps", DEFAULT_CHUNK_STEPS)
-
-    tcfg = np.empty((n_prob, core.TCFG_SIZE))
-    tcfg[:, core.TC_T0] = t0
-    tcfg[:, core.TC_TF] = tf
-    tcfg[:, core.TC_FIRST_STEP] = first_a
-    tcfg[:, core.TC_MAX_STEP] = max_step_a
-    icfg = np.empty((n_prob, core.ICFG_SIZE), dtype=np.int64)
-    icfg[:, core.IC_HANDLE] = handles
-    icfg[:, core.IC_N_EVAL] = n_eval
-    icfg[:, core.IC_MAX_STEPS] = budget
-    icfg[:, core.IC_CHUNK_STEPS] = chunk
-    icfg[:, core.IC_EVENT_BUFFER] = n_stored
-    icfg[:, core.IC_RECORD] = core.RECORD_NONE
-    icfg[:, core.IC_RECORD_ROWS] = 1
-    icfg[:, core.IC_EVENT_RULE] = core.EVENTS_BATCH  # a non-finite event value: status -5
-    ecfg = np.broadcast_to(ecfg_row, (n_prob,) + ecfg_row.shape)
-
-    module = render.load_module(target, ndim, functions, event_slots)
-    inputs = [y0, p, rtol_a, atol_a, tcfg, t_eval_a, icfg, ecfg]
-    state = _new_state(n_prob, ndim, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored)
+    options = dict(events=events, max_events=max_events, max_steps=max_steps, target=target,
+                   chunk_steps=chunk_steps)
+    if arguments.any_dask(per_problem.values()):
+        return BatchResult(**dask_batch.solve_batch_dask(solve_batch, fun, per_problem, options))
+    batch = _validate(fun, **per_problem, **options)
+    module = render.load_module(batch.target, batch.ndim, batch.functions, batch.event_slots)
+    inputs, state = _pack(batch)
     interruptible = host_loop.sigint_interceptable()
     interrupted = host_loop.run_kernel(
-        module, target, inputs, state, progress=progress, interruptible=interruptible,
-        adaptive=chunk_steps is None and (progress or interruptible), spans=span)
-    fstate, istate, f, yout, g, n_events, t_events, y_events, *_, y = state
-    status = istate[:, core.IS_STATUS].copy()
-    t_final = fstate[:, core.FS_T].copy()
+        module, batch.target, inputs, state, progress=progress, interruptible=interruptible,
+        adaptive=chunk_steps is None and (progress or interruptible), spans=batch.span)
+    return _unpack(batch, state, interrupted)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One validated call of :func:`solve_batch`: per-problem arrays of ``N`` rows
+    (broadcast views where shared) and the options, as the kernel takes them."""
+
+    target: str
+    functions: list  # the right-hand sides, deduplicated: handles are positions in it
+    handles: np.ndarray  # (N,)
+    event_slots: list
+    ecfg_row: np.ndarray  # (max(e, 1), ECFG_SIZE)
+    n_stored: int  # occurrences stored per event
+    y0: np.ndarray  # (N, n)
+    span: np.ndarray  # (N, 2)
+    p: np.ndarray  # (N, m)
+    rtol: np.ndarray  # (N, n)
+    atol: np.ndarray  # (N, n)
+    first_step: np.ndarray  # (N,), 0: selected as scipy does
+    max_step: np.ndarray  # (N,)
+    t_eval: np.ndarray  # (N, k), (N, 1) without t_eval
+    n_eval: int  # k, 0 without t_eval
+    t_out: object  # BatchResult.t
+    max_steps: int
+    chunk_steps: int
+
+    @property
+    def n_prob(self):
+        return self.y0.shape[0]
+
+    @property
+    def ndim(self):
+        return self.y0.shape[1]
+
+
+def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_step, fun_index,
+              events, max_events, max_steps, target, chunk_steps):
+    """The :class:`_Batch` of a call, or the error naming the first bad argument
+    (``arguments.py``), before anything compiles."""
+    target = targets.resolve_target(target)
+    functions, handles = arguments.functions(fun, fun_index)
+    event_slots, ecfg_row = arguments.events(events)
+    n_stored = arguments.stored_events(max_events, event_slots)
+    y0_a = arguments.as_float_array(y0, "y0")
+    n_prob, ndim = arguments.y0_shape(y0_a.shape)
+    arguments.check_finite(y0_a, "y0")
+    arguments.fun_index_shape(handles.shape, n_prob)
+    span = arguments.span(t_span, n_prob)
+    p = arguments.params(params, n_prob)
+    # Every index of the user's functions in range for this n and m (the bounds package).
+    bounds.check(functions, event_slots, ndim, 0 if params is None else p.shape[1])
+    rtol_a, atol_a = arguments.tolerances(rtol, atol, n_prob, ndim)
+    first_a, max_step_a = arguments.steps(first_step, max_step, span, n_prob)
+    t_eval_a, n_eval = arguments.t_eval(t_eval, span, n_prob)
+    _check_output_fits(n_prob, ndim, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored)
+    return _Batch(
+        target=target, functions=functions, handles=np.broadcast_to(handles, (n_prob,)),
+        event_slots=event_slots, ecfg_row=ecfg_row, n_stored=n_stored, y0=y0_a, span=span,
+        p=p, rtol=rtol_a, atol=atol_a, first_step=first_a, max_step=max_step_a,
+        t_eval=t_eval_a, n_eval=n_eval,
+        t_out=None if t_eval is None else arguments.t_eval_out(t_eval),
+        max_steps=arguments.positive_int(max_steps, "max_steps", abi.UNLIMITED_STEPS),
+        chunk_steps=arguments.positive_int(chunk_steps, "chunk_steps", abi.UNLIMITED_STEPS))
+
+
+def _pack(batch):
+    """The kernel's inputs and a fresh state (``abi.py``) for a validated batch."""
+    tcfg, icfg = abi.pack_config(
+        batch.n_prob, t0=batch.span[:, 0], tf=batch.span[:, 1], first_step=batch.first_step,
+        max_step=batch.max_step, handle=batch.handles, n_eval=batch.n_eval,
+        max_steps=batch.max_steps, chunk_steps=batch.chunk_steps,
+        event_buffer=batch.n_stored, record=core.RECORD_NONE, record_rows=1,
+        event_rule=core.EVENTS_BATCH)  # a non-finite event value: status -5
+    ecfg = np.broadcast_to(batch.ecfg_row, (batch.n_prob,) + batch.ecfg_row.shape)
+    inputs = abi.Inputs(batch.y0, batch.p, batch.rtol, batch.atol, tcfg, batch.t_eval, icfg,
+                        ecfg)
+    sizes = abi.core_sizes(batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1],
+                           batch.ecfg_row.shape[0], batch.n_stored)
+    return inputs, abi.new_state(batch.n_prob, sizes)
+
+
+def _unpack(batch, state, interrupted):
+    """The :class:`BatchResult` of a run; warnings for Ctrl-C and full event buffers."""
+    status = state.istate[:, core.IS_STATUS].copy()
+    t_final = state.fstate[:, core.FS_T].copy()
     not_started = status == core.STATUS_PENDING
-    t_final[not_started] = t0[not_started]
-    y[not_started] = y0[not_started]
+    t_final[not_started] = batch.span[not_started, 0]
+    state.y[not_started] = batch.y0[not_started]
     if interrupted:
         _warn_interrupted(status)
-
     event_results = {}
-    if event_slots:
-        n_events = n_events[:, :len(event_slots)]
-        _warn_overflow(n_events, n_stored)
+    if batch.event_slots:
+        n_slots = len(batch.event_slots)
+        n_events = state.n_events[:, :n_slots]
+        _warn_overflow(n_events, batch.n_stored)
         event_results = dict(
-            t_events=[t_events[:, e, :] for e in range(len(event_slots))],
-            y_events=[y_events[:, e, :, :] for e in range(len(event_slots))],
+            t_events=[state.t_events[:, e, :] for e in range(n_slots)],
+            y_events=[state.y_events[:, e, :, :] for e in range(n_slots)],
             n_events=n_events,
         )
     return BatchResult(
-        t=None if t_eval is None else _t_eval_out(t_eval),
-        y=None if t_eval is None else yout,
-        t_final=t_final,
-        y_final=y,
-        status=status,
-        nfev=istate[:, core.IS_NFEV].copy(),
-        nstep=istate[:, core.IS_NSTEP].copy(),
-        nreject=istate[:, core.IS_NREJECT].copy(),
-        target=target,
-        interrupted=interrupted,
-        **event_results,
-    )
-
-
-def _new_state(n_prob, ndim, k, n_slots, n_stored, n_rows=1, n_interpolants=1):
-    """Output/state arrays of a fresh batch: every problem pending, outputs NaN.
-
-    ``[fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F,
-    y]``, the kernel's arguments after its inputs (``render.KERNEL_LAYOUT``), with
-    ``n_rows`` rows of step record and ``n_interpolants`` rows of interpolants (as many
-    as ``n_rows`` with dense output, else 1: the kernel writes none).
-    """
-    fstate = np.zeros((n_prob, core.FSTATE_SIZE))
-    istate = np.zeros((n_prob, core.ISTATE_SIZE), dtype=np.int64)
-    istate[:, core.IS_STATUS] = core.STATUS_PENDING
-    f = np.full((n_prob, ndim), np.nan)
-    yout = np.full((n_prob, ndim, k), np.nan)
-    g = np.full((n_prob, n_slots), np.nan)
-    n_events = np.zeros((n_prob, n_slots), dtype=np.int64)
-    t_events = np.full((n_prob, n_slots, n_stored), np.nan)
-    y_events = np.full((n_prob, n_slots, n_stored, ndim), np.nan)
-    rec_t = np.full((n_prob, n_rows), np.nan)
-    rec_y = np.full((n_prob, n_rows, ndim), np.nan)
-    rec_F = np.zeros((n_prob, n_interpolants, 7, ndim))
-    y = np.full((n_prob, ndim), np.nan)
-    return [fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F, y]
-
-
-def _state_bytes(n_prob, ndim, k, n_slots, n_stored):
-    """Bytes of :func:`_new_state`'s arrays (one row of record and interpolant): the
-    solution ``y`` at ``k`` times, the event buffers and the per-problem state."""
-    per_problem = (core.FSTATE_SIZE + core.ISTATE_SIZE + ndim * k  # fstate, istate, yout
-                   + n_slots * n_stored * (ndim + 1)  # t_events, y_events
-                   + 2 * n_slots + 1 + 10 * ndim)  # g, n_events, rec_t; f, rec_y, rec_F, y
-    return 8 * n_prob * per_problem
+        t=batch.t_out, y=None if batch.t_out is None else state.yout, t_final=t_final,
+        y_final=state.y, status=status, nfev=state.istate[:, core.IS_NFEV].copy(),
+        nstep=state.istate[:, core.IS_NSTEP].copy(),
+        nreject=state.istate[:, core.IS_NREJECT].copy(), target=batch.target,
+        interrupted=interrupted, **event_results)
 
 
 def _physical_memory():
@@ -381,7 +349,7 @@ def _physical_memory():
 def _check_output_fits(n_prob, ndim, k, n_slots, n_stored):
     """Refuse a batch whose output cannot fit in memory, before allocating any of it:
     a ``ValueError`` with the size and the arguments that set it."""
-    need = _state_bytes(n_prob, ndim, k, n_slots, n_stored)
+    need = abi.state_bytes(n_prob, abi.core_sizes(ndim, 1, k, n_slots, n_stored))
     have = _physical_memory()
     if have is None or need <= have:
         return
@@ -400,7 +368,7 @@ def _warn_interrupted(status):
     open_rows = host_loop.unfinished(status)
     if not open_rows.any():
         warnings.warn("solve_batch was interrupted (Ctrl-C) when every problem had "
-                      "finished; the result is complete.", RuntimeWarning, stacklevel=3)
+                      "finished; the result is complete.", RuntimeWarning, stacklevel=4)
         return
     warnings.warn(
         f"solve_batch was interrupted (Ctrl-C): {int(open_rows.sum())} of {len(status)} "
@@ -408,13 +376,7 @@ def _warn_interrupted(status):
         f"mid-way, status {core.STATUS_RUNNING}; {int(np.sum(status == core.STATUS_PENDING))} "
         f"not started, status {core.STATUS_PENDING}); their t_final, y_final and y hold "
         "where they stopped. The finished problems are complete.",
-        RuntimeWarning, stacklevel=3)
-
-
-def _check_progress(progress):
-    if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
-    return bool(progress)
+        RuntimeWarning, stacklevel=4)
 
 
 def _warn_overflow(n_events, n_stored):
@@ -425,200 +387,4 @@ def _warn_overflow(n_events, n_stored):
             f"{int(over.sum())} problem(s) had more occurrences of an event than "
             f"max_events={n_stored} holds; the first {n_stored} of each are kept and "
             f"n_events has the full counts. Pass max_events={int(n_events.max())} to keep "
-            "them all.", RuntimeWarning, stacklevel=3)
-
-
-# ---- validation helpers: each error names the argument ----
-
-def _check_fun(fun, fun_index):
-    funs = list(fun) if isinstance(fun, (list, tuple)) else [fun]
-    if not funs:
-        raise ValueError("fun must name at least one right-hand side")
-    for item in funs:
-        if not isinstance(item, RhsFunction):
-            raise TypeError(
-                f"fun must be a right-hand side registered with @batchivp.rhs (or a list "
-                f"of them), got {item!r}; decorate it with @batchivp.rhs, as in "
-                "'@batchivp.rhs def f(t, y, p, dydt): ...'")
-    funs = [item.current() for item in funs]  # values it reads changed: render anew
-    if fun_index is None:
-        if len(funs) > 1:
-            raise ValueError("fun is a list of right-hand sides: pass fun_index=, one index per problem")
-        return funs, np.zeros(1, dtype=np.int64)
-    idx = np.asarray(fun_index)
-    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"fun_index must be a 1-D array of integers, got dtype {idx.dtype} shape {idx.shape}")
-    if idx.size and (idx.min() < 0 or idx.max() >= len(funs)):
-        raise ValueError(f"fun_index values must lie in [0, {len(funs) - 1}] (positions in fun)")
-    # Dispatcher handles are positions in the deduplicated plugin set.
-    unique, positions = render.unique_functions(funs)
-    return unique, np.array(positions, dtype=np.int64)[idx]
-
-
-def _check_events(events):
-    """The event slots and their kernel configuration ``(max(e, 1), ECFG_SIZE)``.
-
-    A batch without events gets one unused row, so every array keeps a non-zero size.
-    """
-    if events is None:
-        events = ()
-    if isinstance(events, EventFunction):
-        events = (events,)
-    try:
-        slots = list(events)
-    except TypeError:
-        raise TypeError(f"events must be an event function registered with "
-                        f"@batchivp.event or a sequence of them, got {events!r}") from None
-    for item in slots:
-        if not isinstance(item, EventFunction):
-            raise TypeError(
-                f"events must hold event functions registered with @batchivp.event, got "
-                f"{item!r}; decorate it, as in '@batchivp.event(terminal=True) "
-                "def hit(t, y, p): return y[0]'")
-    slots = [item.current() for item in slots]  # values it reads changed: render anew
-    _, handles = render.unique_functions(slots)
-    ecfg = np.zeros((max(len(slots), 1), core_events.ECFG_SIZE), dtype=np.int64)
-    for e, item in enumerate(slots):
-        ecfg[e, core_events.EC_HANDLE] = handles[e]
-        ecfg[e, core_events.EC_TERMINAL] = item.max_count()
-        ecfg[e, core_events.EC_DIRECTION] = np.sign(item.direction)
-    return slots, ecfg
-
-
-def _as_float_array(value, name):
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:
-        raise ValueError(f"{name} cannot be converted to an array: {exc}") from None
-    if np.iscomplexobj(arr):
-        raise ValueError(f"{name} is complex; solve_batch integrates real systems "
-                         "(split real and imaginary parts into separate components)")
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=np.float64, order="C")
-
-
-def _check_y0_shape(shape):
-    """``(N, n)`` from ``y0``'s shape."""
-    if len(shape) != 2:
-        raise ValueError(f"y0 must have shape (N, n) (one row per problem), got shape {shape}; "
-                         "for a single problem pass y0[None, :]")
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"y0 must hold at least one problem of at least one component, got shape {shape}")
-    return shape
-
-
-def _check_finite(arr, name):
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        where = np.argwhere(bad)[0]
-        raise ValueError(f"{name} holds a non-finite value (NaN or inf) at index {tuple(int(i) for i in where)}")
-
-
-def _check_params_finite(p):
-    """NaN or inf in ``params`` would reach every evaluation of the problem's functions:
-    refuse it, naming the problem (``p`` is (N, m), a shared row broadcast)."""
-    bad = ~np.isfinite(p[:1] if p.strides[0] == 0 else p)
-    if not bad.any():
-        return
-    i, j = (int(k) for k in np.argwhere(bad)[0])
-    if p.strides[0] == 0 and len(p) > 1:
-        where = f"params[{j}] = {float(p[0, j])!r}, shared by every problem"
-    else:
-        where = f"params[{i}, {j}] = {float(p[i, j])!r} (problem {i})"
-    raise ValueError(f"params holds a non-finite value (NaN or inf): {where}; "
-                     "parameters must be finite numbers")
-
-
-def _check_span(span):
-    """t0 finite, tf not NaN: tf = inf or -inf is legal, as in scipy (a terminal event
-    ends the problem; without one it runs until Ctrl-C or its step grows to infinity,
-    status -8)."""
-    bad = ~np.isfinite(span[:, 0])
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"t_span[:, 0] (t0) must be finite, got {float(span[i, 0])!r} in "
-                         f"problem {i}")
-    bad = np.isnan(span[:, 1])
-    if bad.any():
-        raise ValueError(f"t_span[:, 1] (tf) is NaN in problem {int(np.argmax(bad))} (inf or "
-                         "-inf is allowed, with a terminal event to end the integration)")
-
-
-def _per_problem(value, name, n_prob, allow_scalar):
-    arr = _as_float_array(value, name)
-    if arr.ndim == 0 and allow_scalar:
-        arr = arr.reshape(1)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[0] not in (1, n_prob) or arr.shape[1] == 0:
-        raise ValueError(f"{name} must be a scalar, shape (m,) shared or ({n_prob}, m) per "
-                         f"problem, got shape {np.shape(value)}")
-    return np.broadcast_to(arr, (n_prob, arr.shape[1]))
-
-
-def _tolerance(value, name, n_prob, ndim):
-    arr = _as_float_array(value, name)
-    if arr.ndim == 0:
-        arr = arr.reshape(1, 1)
-    elif arr.ndim == 1:
-        if arr.shape[0] != ndim:
-            raise ValueError(f"{name} of shape {arr.shape}: a 1-D {name} is per component and must "
-                             f"have length n = {ndim}; per problem use shape ({n_prob}, 1)")
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[0] not in (1, n_prob) or arr.shape[1] not in (1, ndim):
-        raise ValueError(f"{name} must be a scalar or of shape ({ndim},), ({n_prob}, 1) or "
-                         f"({n_prob}, {ndim}), got shape {np.shape(value)}")
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} holds NaN")
-    return np.broadcast_to(arr, (n_prob, ndim))
-
-
-def _per_problem_scalar(value, name, n_prob):
-    arr = _as_float_array(value, name)
-    if arr.ndim == 0:
-        return np.full(n_prob, float(arr))
-    if arr.shape != (n_prob,):
-        raise ValueError(f"{name} must be a scalar or of shape ({n_prob},), got shape {arr.shape}")
-    return arr
-
-
-def _positive_int(value, name, default):
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return int(value)
-
-
-def _check_t_eval(t_eval, t0, tf, n_prob):
-    """Validated ``t_eval`` as an (N or 1, k) array and its length (0 when None)."""
-    if t_eval is None:
-        return np.zeros((n_prob, 1)), 0
-    arr = _as_float_array(t_eval, "t_eval")
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[0] not in (1, n_prob) or arr.shape[1] == 0:
-        raise ValueError(f"t_eval must have shape (k,) shared or ({n_prob}, k) per problem, "
-                         f"got shape {np.shape(t_eval)}")
-    _check_finite(arr, "t_eval")
-    # Per problem, from the rows' extremes and steps: a shared row is checked against
-    # every span without (N, k) temporaries.
-    lo, hi = np.minimum(t0, tf), np.maximum(t0, tf)
-    outside = (arr.min(axis=1) < lo) | (arr.max(axis=1) > hi)
-    if outside.any():
-        i = int(np.argmax(outside))
-        raise ValueError(f"t_eval holds values outside t_span (first in problem {i}, span "
-                         f"[{float(t0[i])!r}, {float(tf[i])!r}])")
-    d = np.diff(arr, axis=1)
-    unsorted = np.where(tf < t0, np.any(d >= 0, axis=1), np.any(d <= 0, axis=1))
-    if unsorted.any():
-        i = int(np.argmax(unsorted))
-        raise ValueError(f"t_eval must be strictly sorted in the direction of integration "
-                         f"(problem {i} runs from {float(t0[i])!r} to {float(tf[i])!r})")
-    full = np.broadcast_to(arr, (n_prob, arr.shape[1]))
-    return full, arr.shape[1]
-
-
-def _t_eval_out(t_eval):
-    return np.array(t_eval, dtype=float)
+            "them all.", RuntimeWarning, stacklevel=4)

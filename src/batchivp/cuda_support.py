@@ -1,8 +1,9 @@
 """CUDA without a GPU: the simulator workaround, PTX compilation and ptxas resource usage.
 
-Everything CUDA-specific that is not generated code lives here, so the workarounds
-for the numba CUDA simulator stay in one place (DESIGN.md, "Testing the CUDA target
-without a GPU").
+Everything CUDA-specific that is not generated code lives here, but for the simulator
+workaround the renderer applies before it loads a cuda module
+(:func:`batchivp.targets.apply_simulator_workarounds`; DESIGN.md, "Testing the CUDA
+target without a GPU").
 """
 
 import glob
@@ -12,30 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import targets
+from . import abi, targets
 
 PTX_CC = (9, 0)
 PTXAS_ARCH = "sm_90"
-
-
-def apply_simulator_workarounds():
-    """Make numba-cuda's gufunc machinery run under ``NUMBA_ENABLE_CUDASIM=1``.
-
-    Workaround: ``guvectorize(target="cuda")`` calls ``numba.cuda.is_cuda_array``,
-    which the simulator module lacks in numba-cuda 0.30 (its ``api.py`` defines it,
-    ``simulator/api.py`` does not). We give it the simulator's own test for a device
-    array (``FakeCUDAArray`` has no ``__cuda_array_interface__``), so device arrays
-    passed to the gufunc are used in place, as on a GPU. The other gap, broadcasting
-    a gufunc input, is avoided by the host passing full-size arrays to the kernel.
-    """
-    if not targets.simulator_enabled():
-        return
-    from numba import cuda
-
-    if not hasattr(cuda, "is_cuda_array"):
-        from numba.cuda.simulator.cudadrv.devicearray import is_cuda_ndarray
-
-        cuda.is_cuda_array = is_cuda_ndarray
 
 
 def kernel_ptx(ndim=6, functions=None, events=()):
@@ -49,7 +30,6 @@ def kernel_ptx(ndim=6, functions=None, events=()):
     if targets.simulator_enabled():
         raise RuntimeError("PTX compilation needs the real numba.cuda: unset NUMBA_ENABLE_CUDASIM")
     from numba import cuda
-    from numba import types as nt
 
     from . import render
 
@@ -58,12 +38,7 @@ def kernel_ptx(ndim=6, functions=None, events=()):
 
         functions, ndim = [two_body], 6
     module = render.load_module("cuda_ptx", ndim, functions, events)
-    f1, f2, f3 = nt.float64[::1], nt.float64[:, ::1], nt.float64[:, :, ::1]
-    i1, i2 = nt.int64[::1], nt.int64[:, ::1]
-    # y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg | fstate, istate, f, yout, g, n_events,
-    # t_events, y_events, rec_t, rec_y, rec_F | y (render.KERNEL_LAYOUT).
-    sig = (f1, f1, f1, f1, f1, f1, i1, i2, f1, i1, f1, f2, f1, i1, f2, f3, f1, f2, f3, f1)
-    ptx, _ = cuda.compile_ptx(module.dop853_kernel, sig, cc=PTX_CC)
+    ptx, _ = cuda.compile_ptx(module.dop853_kernel, abi.ptx_types(), cc=PTX_CC)
     return ptx
 
 

@@ -17,42 +17,27 @@ imported only when a Dask array was passed.
 import dataclasses
 import functools
 import string
-import sys
 
 import numpy as np
 
-# The number of dimensions of each argument's per-problem form (batch axis first).
-PER_PROBLEM_NDIM = dict(y0=2, t_span=2, params=2, t_eval=2, rtol=2, atol=2, first_step=1,
-                        max_step=1, fun_index=1)
-_SIZE_LETTER = dict(params="m", t_eval="k")
-
-
-def is_dask(value):
-    """True for a Dask array (without importing Dask: none exists before it is)."""
-    da = sys.modules.get("dask.array")
-    return da is not None and isinstance(value, da.Array)
-
-
-def any_dask(values):
-    return any(is_dask(v) for v in values)
-
+from . import arguments
+from .arguments import any_dask, is_dask  # noqa: F401 (batch uses any_dask)
 
 def solve_batch_dask(solve, fun, per_problem, options):
-    """The lazy :class:`BatchResult` of ``solve(fun, **per_problem, **options)``.
+    """The fields of the lazy :class:`BatchResult` of ``solve(fun, **per_problem,
+    **options)``.
 
     ``per_problem`` holds the arguments that may be per problem (``y0``, ``t_span``,
     ...), ``options`` the others; ``solve`` is ``solve_batch``, run on each block.
     """
     import dask.array as da
 
-    from . import batch
-
     n_prob, ndim = _check_shapes(fun, per_problem, options)
     options = dict(options, target=_block_target(options["target"]))
-    event_slots, _ = batch._check_events(options["events"])
-    n_stored = batch._positive_int(options["max_events"], "max_events", batch.DEFAULT_MAX_EVENTS)
+    event_slots, _ = arguments.events(options["events"])
+    n_stored = arguments.stored_events(options["max_events"], event_slots)
 
-    rows, shared, blocked, indices = _partition(per_problem, n_prob)
+    rows, shared, blocked, indices = _partition(per_problem, n_prob, ndim)
     block = functools.partial(_solve_block, solve, fun, tuple(blocked), {**shared, **options})
     solved = da.blockwise(block, "i", *indices, concatenate=True, adjust_chunks={"i": 1},
                           dtype=object, meta=np.empty((0,), dtype=object),
@@ -69,7 +54,7 @@ def solve_batch_dask(solve, fun, per_problem, options):
         t, y = None, None
     else:
         t = blocked.get("t_eval", t_eval)
-        t = t.astype(float) if is_dask(t) else batch._t_eval_out(t)
+        t = t.astype(float) if is_dask(t) else arguments.t_eval_out(t)
         y = field("y", (ndim, np.shape(t_eval)[-1]))
     events = {}
     if event_slots:
@@ -78,14 +63,14 @@ def solve_batch_dask(solve, fun, per_problem, options):
             y_events=[field("y_events", (n_stored, ndim), index=e)
                       for e in range(len(event_slots))],
             n_events=field("n_events", (len(event_slots),), dtype=np.int64))
-    return batch.BatchResult(
+    return dict(
         t=t, y=y, t_final=field("t_final"), y_final=field("y_final", (ndim,)),
         status=field("status", dtype=np.int64), nfev=field("nfev", dtype=np.int64),
         nstep=field("nstep", dtype=np.int64), nreject=field("nreject", dtype=np.int64),
         target=options["target"], **events)
 
 
-def _partition(per_problem, n_prob):
+def _partition(per_problem, n_prob, ndim):
     """How the arguments reach the blocks: ``(rows, shared, blocked, indices)``.
 
     ``rows``: the block sizes along the batch axis. ``shared``: NumPy values passed
@@ -97,13 +82,14 @@ def _partition(per_problem, n_prob):
     import dask.array as da
 
     rows = next((a.chunks[0] for name, a in per_problem.items()
-                 if is_dask(a) and _is_per_problem(name, a, n_prob)), (n_prob,))
+                 if is_dask(a) and arguments.is_per_problem(name, a.shape, n_prob, ndim)),
+                (n_prob,))
     shared, blocked, indices = {}, {}, []
     letters = iter(string.ascii_lowercase.replace("i", ""))
     for name, value in per_problem.items():
         if value is None:
             continue
-        if _is_per_problem(name, value, n_prob):
+        if arguments.is_per_problem(name, np.shape(value), n_prob, ndim):
             chunks = (rows,) + tuple((s,) for s in np.shape(value)[1:])
             value = value.rechunk(chunks) if is_dask(value) else da.from_array(
                 np.asarray(value), chunks=chunks)
@@ -161,18 +147,9 @@ def compute_result(result, **kwargs):
     return dataclasses.replace(result, **computed)
 
 
-def _is_per_problem(name, value, n_prob):
-    shape = np.shape(value)
-    return len(shape) == PER_PROBLEM_NDIM[name] and shape[0] == n_prob
-
-
 def _check_shapes(fun, per_problem, options):
-    """Everything about the arguments that needs no values: dtypes, shapes, options.
-
-    Returns ``(N, n)``.
-    """
-    from . import batch
-
+    """Everything about the arguments that needs no values: dtypes, shapes (the rules of
+    ``arguments.py``), options. Returns ``(N, n)``."""
     y0 = per_problem["y0"]
     if is_dask(y0) and any(np.isnan(c) for c in y0.chunks[0]):
         raise ValueError("y0 has unknown chunk sizes along the batch axis; call "
@@ -180,31 +157,13 @@ def _check_shapes(fun, per_problem, options):
     for name, value in per_problem.items():
         if value is not None and name != "fun_index":
             dtype = value.dtype if is_dask(value) else np.asarray(value).dtype
-            batch._as_float_array(np.empty(0, dtype=dtype), name)
-    n_prob, ndim = batch._check_y0_shape(np.shape(y0))
+            arguments.check_float_dtype(dtype, name)
+    n_prob, ndim = arguments.y0_shape(np.shape(y0))
     fun_index = per_problem["fun_index"]
-    batch._check_fun(fun, np.empty(0, fun_index.dtype) if is_dask(fun_index) else fun_index)
-    batch._positive_int(options["max_steps"], "max_steps", 1)
-    batch._positive_int(options["chunk_steps"], "chunk_steps", 1)
+    arguments.functions(fun, np.empty(0, fun_index.dtype) if is_dask(fun_index) else fun_index)
+    arguments.positive_int(options["max_steps"], "max_steps", 1)
+    arguments.positive_int(options["chunk_steps"], "chunk_steps", 1)
     for name, value in per_problem.items():
-        if value is None or name == "y0":
-            continue
-        allowed = _allowed_shapes(name, n_prob, ndim)
-        shape = np.shape(value)
-        if not any(len(a) == len(shape) and all(s == d or (s is None and d > 0)
-                                                for s, d in zip(a, shape)) for a in allowed):
-            letter = _SIZE_LETTER.get(name, "m")
-            text = ", ".join("(" + ", ".join(letter if d is None else str(d) for d in a)
-                             + ("," if len(a) == 1 else "") + ")" for a in allowed)
-            raise ValueError(f"{name} must have one of the shapes {text} (() is a scalar; y0 "
-                             f"holds {n_prob} problems of {ndim} components), got shape {shape}")
+        if value is not None:
+            arguments.SHAPE_RULES[name](np.shape(value), n_prob, ndim)
     return n_prob, ndim
-
-
-def _allowed_shapes(name, n_prob, ndim):
-    """The shapes ``solve_batch`` takes for an argument; ``None``: any positive size."""
-    tolerance = [(), (ndim,), (1, 1), (1, ndim), (n_prob, 1), (n_prob, ndim)]
-    return dict(t_span=[(2,), (n_prob, 2)], params=[(), (None,), (1, None), (n_prob, None)],
-                t_eval=[(None,), (1, None), (n_prob, None)], rtol=tolerance,
-                atol=tolerance, first_step=[(), (n_prob,)], max_step=[(), (n_prob,)],
-                fun_index=[(n_prob,)])[name]

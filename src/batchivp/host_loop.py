@@ -23,8 +23,6 @@ import numpy as np
 
 from .core import dop853 as core
 
-INPUT_ICFG = 6  # position of icfg among the kernel's inputs (render.KERNEL_LAYOUT)
-
 # Adaptive chunks. A call costs about 0.4 us per row on top of the steps it takes
 # (argument set-up of the gufunc), so a row gets at least MIN_CHUNK_STEPS steps a call
 # (about 1% overhead for the cheapest right-hand sides). The first call is a probe of
@@ -65,8 +63,8 @@ def run_kernel(module, target, inputs, state, *, adaptive=False, progress=False,
                interruptible=False, spans=None, schedule=None):
     """Run the kernel until every problem is finished, or until Ctrl-C.
 
-    ``inputs`` are full-size (possibly broadcast) host arrays; ``state`` is the list of
-    ``batch._new_state`` of a batch, updated in place. ``adaptive``: size the calls
+    ``inputs`` (:class:`abi.Inputs`) are full-size (possibly broadcast) host arrays;
+    ``state`` (:class:`abi.State`) is updated in place. ``adaptive``: size the calls
     (rows and steps, written to ``icfg``) so that each takes about ``TARGET_CALL_S``;
     otherwise every call covers the batch with ``icfg``'s chunk length. ``progress``:
     show a tqdm bar over ``spans`` ((N, 2) start and end times). ``interruptible``:
@@ -79,7 +77,7 @@ def run_kernel(module, target, inputs, state, *, adaptive=False, progress=False,
     if target == "python":
         _run_python(module, inputs, state)
         return False
-    istate = state[1]
+    istate = state.istate
     if schedule is None:
         schedule = (AdaptiveChunks(istate, whole_rows=target == "cuda") if adaptive
                     else WholeBatch(istate))
@@ -96,7 +94,7 @@ def run_kernel(module, target, inputs, state, *, adaptive=False, progress=False,
 
 
 def _run_python(module, inputs, state):
-    istate = state[1]
+    istate = state.istate
     with np.errstate(all="ignore"):
         for i in range(istate.shape[0]):
             while istate[i, core.IS_STATUS] in UNFINISHED:
@@ -104,7 +102,7 @@ def _run_python(module, inputs, state):
 
 
 def _run_host(module, inputs, state, schedule, sigint, bar):
-    icfg = inputs[INPUT_ICFG]
+    icfg = inputs.icfg
     while (window := schedule.next_window()) is not None:
         lo, hi, steps = window
         if steps is not None:
@@ -123,25 +121,24 @@ def _run_cuda(module, inputs, state, schedule, sigint, bar):
 
     # Workaround: the cuda gufunc cannot broadcast inputs (and the simulator fails on
     # it), so every input goes to the device at full size.
-    inputs = [np.ascontiguousarray(a) for a in inputs]
-    d_inputs = [cuda.to_device(a) for a in inputs]
-    d_state = [cuda.to_device(a) for a in state]
-    fstate, istate = state[0], state[1]
-    icfg = inputs[INPUT_ICFG]
+    inputs = type(inputs)(*(np.ascontiguousarray(a) for a in inputs))
+    d_inputs = type(inputs)(*(cuda.to_device(a) for a in inputs))
+    d_state = type(state)(*(cuda.to_device(a) for a in state))
+    fstate, istate, icfg = state.fstate, state.istate, inputs.icfg
     steps_on_device = None
     try:
         while (window := schedule.next_window()) is not None:
             steps = window[2]
             if steps is not None and steps != steps_on_device:
                 icfg[:, core.IC_CHUNK_STEPS] = steps
-                d_inputs[INPUT_ICFG].copy_to_device(icfg)
+                d_inputs.icfg.copy_to_device(icfg)
                 steps_on_device = steps
             start = perf_counter()
             module.dop853_kernel(*d_inputs, *d_state)
-            d_state[1].copy_to_host(istate)  # waits for the kernel
+            d_state.istate.copy_to_host(istate)  # waits for the kernel
             schedule.record(perf_counter() - start)
             if bar is not None and bar.due():
-                d_state[0].copy_to_host(fstate)
+                d_state.fstate.copy_to_host(fstate)
                 bar.update(0, len(istate))
             if sigint.requested:
                 return
@@ -288,7 +285,7 @@ class ProgressBar:
     def __init__(self, spans, state):
         from tqdm import tqdm
 
-        self.fstate, self.istate = state[0], state[1]
+        self.fstate, self.istate = state.fstate, state.istate
         self.t0 = spans[:, 0]
         self.length = np.abs(spans[:, 1] - spans[:, 0])
         if not np.all(np.isfinite(self.length)):

@@ -33,9 +33,8 @@ from scipy.integrate._ivp.ivp import MESSAGES, OdeResult, prepare_events
 from scipy.integrate._ivp.ivp import solve_ivp as _scipy_solve_ivp
 from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
 
-from . import bounds, plain, render, targets
+from . import abi, arguments, bounds, plain, render, targets
 from .batch import MESSAGES as BATCH_MESSAGES
-from .batch import _check_events, _new_state
 from .core import dop853 as core
 from .host_loop import OneProblemChunks, run_kernel
 from .registry import EventFunction, RhsFunction
@@ -167,62 +166,90 @@ _failed_plugins = set()  # plugin keys numba could not compile: go to scipy at o
 _adapters = {}  # (kind, fingerprint, shape of the call) -> plugin or Uncompilable
 
 
+def _scipy_checks(call):
+    """scipy's checks of a call, in scipy's order and with its texts, plus the NaN
+    checks scipy lacks. Returns ``(t0, tf, t_eval, y0, rtol, atol, max_step,
+    first_step, event_list)`` (``first_step`` None: selected as scipy does;
+    ``event_list`` None without events)."""
+    t0, tf = map(float, call["t_span"])
+    args = call["args"]
+    if args is not None:
+        try:
+            _ = [*(args)]
+        except TypeError as exp:
+            raise TypeError("Supplied 'args' cannot be unpacked. Please supply `args`"
+                            f" as a tuple (e.g. `args=({args},)`)") from exp
+    t_eval = call["t_eval"]
+    if t_eval is not None:
+        t_eval = np.asarray(t_eval)
+        if t_eval.ndim != 1:
+            raise ValueError("`t_eval` must be 1-dimensional.")
+        if np.any(t_eval < min(t0, tf)) or np.any(t_eval > max(t0, tf)):
+            raise ValueError("Values in `t_eval` are not within `t_span`.")
+        d = np.diff(t_eval)
+        if tf > t0 and np.any(d <= 0) or tf < t0 and np.any(d >= 0):
+            raise ValueError("Values in `t_eval` are not properly sorted.")
+        _check_not_nan(t_eval, "t_eval")
+    _, y0 = check_arguments(call["fun"], call["y0"], support_complex=True)
+    options = dict(call["options"])
+    scipy_common.warn_extraneous({k: v for k, v in options.items() if k not in RK_OPTIONS})
+    rtol, atol = scipy_common.validate_tol(options.get("rtol", 1e-3), options.get("atol", 1e-6),
+                                           y0.size)
+    _check_not_nan(rtol, "rtol")
+    _check_not_nan(atol, "atol")
+    max_step = scipy_common.validate_max_step(options.get("max_step", np.inf))
+    first_step = options.get("first_step")
+    if first_step is not None:
+        first_step = scipy_common.validate_first_step(first_step, t0, tf)
+        _check_not_nan(first_step, "first_step")
+    event_list = None
+    if call["events"] is not None:
+        event_list, _, _ = prepare_events(call["events"])
+    return t0, tf, t_eval, y0, rtol, atol, max_step, first_step, event_list
+
+
 class _Problem:
-    """One validated call: the kernel's inputs, plugins and what to return."""
+    """One validated call: the kernel's inputs, plugins and what to return.
+
+    :meth:`validate` sets every attribute; an empty problem (scipy answers it) or one
+    with a ``fallback_reason`` (scipy solves it) keeps the defaults below for what it
+    does not need.
+    """
+
+    target = None
+    plain = False
+    p = None  # the packed args
+    rhs = None
+    events = ()
+    plugin_keys = ()
 
     @classmethod
     def validate(cls, call, target):
         self = cls()
-        self.fallback_reason = None
-        t0, tf = map(float, call["t_span"])
-        args = call["args"]
-        if args is not None:
-            try:
-                _ = [*(args)]
-            except TypeError as exp:
-                raise TypeError("Supplied 'args' cannot be unpacked. Please supply `args`"
-                                f" as a tuple (e.g. `args=({args},)`)") from exp
-        t_eval = call["t_eval"]
-        if t_eval is not None:
-            t_eval = np.asarray(t_eval)
-            if t_eval.ndim != 1:
-                raise ValueError("`t_eval` must be 1-dimensional.")
-            if np.any(t_eval < min(t0, tf)) or np.any(t_eval > max(t0, tf)):
-                raise ValueError("Values in `t_eval` are not within `t_span`.")
-            d = np.diff(t_eval)
-            if tf > t0 and np.any(d <= 0) or tf < t0 and np.any(d >= 0):
-                raise ValueError("Values in `t_eval` are not properly sorted.")
-            _check_not_nan(t_eval, "t_eval")
-        _, y0 = check_arguments(call["fun"], call["y0"], support_complex=True)
-        options = dict(call["options"])
-        scipy_common.warn_extraneous({k: v for k, v in options.items() if k not in RK_OPTIONS})
-        n = y0.size
-        rtol, atol = scipy_common.validate_tol(options.get("rtol", 1e-3),
-                                               options.get("atol", 1e-6), n)
-        _check_not_nan(rtol, "rtol")
-        _check_not_nan(atol, "atol")
-        max_step = scipy_common.validate_max_step(options.get("max_step", np.inf))
-        first_step = options.get("first_step")
-        if first_step is not None:
-            first_step = scipy_common.validate_first_step(first_step, t0, tf)
-            _check_not_nan(first_step, "first_step")
-        event_list = None
-        if call["events"] is not None:
-            event_list, _, _ = prepare_events(call["events"])
-
+        t0, tf, t_eval, y0, rtol, atol, max_step, first_step, event_list = _scipy_checks(call)
         self.t0, self.tf, self.t_eval, self.y0 = t0, tf, t_eval, y0
         self.dense_output = bool(call["dense_output"])
         self.complex = np.iscomplexobj(y0)
-        self.m = n
-        self.ndim = 2 * n if self.complex else n
+        self.m = y0.size
+        self.ndim = 2 * self.m if self.complex else self.m
         self.has_events = event_list is not None
-        self.empty = n == 0
+        self.empty = self.m == 0
+        self.fallback_reason = None
         if self.empty:
             return self
         self.target = _solve_ivp_target(target)
+        self.plain = not isinstance(call["fun"], RhsFunction)
+        self._check_kinds(event_list)
+        self.rtol = np.full(self.ndim, rtol, dtype=float)
+        atol_m = np.broadcast_to(np.asarray(atol, dtype=float), (self.m,))
+        self.atol = np.concatenate([atol_m, atol_m]) if self.complex else atol_m.copy()
+        self.first_step = 0.0 if first_step is None else float(first_step)
+        self.max_step = float(max_step)
+        self.fallback_reason = self._make_plugins(call, event_list)
+        return self
 
-        fun = call["fun"]
-        self.plain = not isinstance(fun, RhsFunction)
+    def _check_kinds(self, event_list):
+        """A complex state needs a plain rhs, cuda registered functions."""
         if not self.plain and self.complex:
             raise ValueError("`y0` is complex, but a registered right-hand side works on real "
                              "states: pass an ordinary Python function, or split y into real "
@@ -233,6 +260,11 @@ class _Problem:
                 "target='cuda' needs fun and events registered with @batchivp.rhs and "
                 "@batchivp.event (device code cannot call ordinary Python callables); "
                 "use target='cpu' or register them")
+
+    def _make_plugins(self, call, event_list):
+        """Set ``p``, ``rhs``, ``events``, ``plugin_keys``; returns why scipy must solve
+        the call instead (None: the kernel can)."""
+        fun, args = call["fun"], call["args"]
         try:
             self.p, layout = plain.pack_args(args)
             if self.plain:
@@ -249,27 +281,20 @@ class _Problem:
                     self.events.append(base.with_options(
                         getattr(ev, "terminal", None) or False, getattr(ev, "direction", 0)))
         except plain.Uncompilable as exc:
-            self.fallback_reason = str(exc)
-            return self
+            return str(exc)
         reason = _check_indices(self.rhs, self.events, self.ndim, layout.size)
         if reason is not None:
-            self.fallback_reason = reason
-            return self
+            return reason
         self.plugin_keys = (self.rhs.key,) + tuple(e.key for e in self.events)
         if self.plugin_keys in _failed_plugins:
-            self.fallback_reason = "numba could not compile it before (see the first warning)"
-        self.rtol = np.full(self.ndim, rtol, dtype=float)
-        atol_m = np.broadcast_to(np.asarray(atol, dtype=float), (n,))
-        self.atol = np.concatenate([atol_m, atol_m]) if self.complex else atol_m.copy()
-        self.first_step = 0.0 if first_step is None else float(first_step)
-        self.max_step = float(max_step)
-        return self
+            return "numba could not compile it before (see the first warning)"
+        return None
 
     def solve(self, module):
         rows = FIRST_EVENT_ROWS
         while True:
             state = self._run(module, rows)
-            n_events = state[5][0, :len(self.events)]
+            n_events = state.n_events[0, :len(self.events)]
             if not self.events or n_events.max() <= rows:
                 return self._result(state)
             rows = int(n_events.max())  # overflowed: solve again with room for all
@@ -279,42 +304,34 @@ class _Problem:
         y0 = real(self.y0)
         t_eval = np.zeros(1) if self.t_eval is None else np.asarray(self.t_eval, dtype=float)
         n_eval = 0 if self.t_eval is None else len(t_eval)
-        tcfg = np.zeros(core.TCFG_SIZE)
-        tcfg[core.TC_T0], tcfg[core.TC_TF] = self.t0, self.tf
-        tcfg[core.TC_FIRST_STEP], tcfg[core.TC_MAX_STEP] = self.first_step, self.max_step
         record = core.RECORD_DENSE if self.dense_output else (
             core.RECORD_STEPS if self.t_eval is None else core.RECORD_NONE)
         rows = FIRST_RECORD_ROWS if record != core.RECORD_NONE else 2
-        icfg = np.zeros(core.ICFG_SIZE, dtype=np.int64)
-        icfg[core.IC_HANDLE] = 0
-        icfg[core.IC_N_EVAL] = n_eval
-        icfg[core.IC_MAX_STEPS] = 2**62
-        icfg[core.IC_CHUNK_STEPS] = CHUNK_STEPS or 2**62
-        icfg[core.IC_EVENT_BUFFER] = event_rows
-        icfg[core.IC_RECORD] = record
-        icfg[core.IC_RECORD_ROWS] = rows
-        icfg[core.IC_EVENT_RULE] = core.EVENTS_SCIPY  # NaN at a step's end: no sign change
-        _, ecfg = _check_events(self.events)
-        inputs = [a[None] for a in (y0, self.p, self.rtol, self.atol, tcfg, t_eval, icfg, ecfg)]
-        state = _new_state(1, n, len(t_eval), ecfg.shape[0], event_rows, rows,
-                           rows if record == core.RECORD_DENSE else 1)
+        tcfg, icfg = abi.pack_config(
+            1, t0=self.t0, tf=self.tf, first_step=self.first_step, max_step=self.max_step,
+            handle=0, n_eval=n_eval, max_steps=abi.UNLIMITED_STEPS,
+            chunk_steps=CHUNK_STEPS or abi.UNLIMITED_STEPS, event_buffer=event_rows,
+            record=record, record_rows=rows,
+            event_rule=core.EVENTS_SCIPY)  # NaN at a step's end: no sign change
+        _, ecfg = arguments.events(self.events)
+        inputs = abi.Inputs(y0[None], self.p[None], self.rtol[None], self.atol[None], tcfg,
+                            t_eval[None], icfg, ecfg[None])
+        grown = ("rec_t", "rec_y", "rec_F") if record == core.RECORD_DENSE else ("rec_t", "rec_y")
+        state = abi.new_state(1, abi.core_sizes(n, self.p.size, len(t_eval), ecfg.shape[0],
+                                                event_rows, rows,
+                                                rows if record == core.RECORD_DENSE else 1))
         while True:
             # In calls of bounded length (the state resumes bit for bit): between two of
             # them Python's own SIGINT handler raises KeyboardInterrupt, scipy's contract.
             run_kernel(module, self.target, inputs, state,
-                       schedule=OneProblemChunks(state[1]) if CHUNK_STEPS is None else None)
-            istate = state[1]
-            if istate[0, core.IS_STATUS] != core.STATUS_PAUSED:
+                       schedule=OneProblemChunks(state.istate) if CHUNK_STEPS is None else None)
+            if state.istate[0, core.IS_STATUS] != core.STATUS_PAUSED:
                 return state
             # The step record is full: double it and resume where the problem paused.
             rows *= 2
-            icfg[core.IC_RECORD_ROWS] = rows  # inputs hold a view of icfg
-            # rec_t, rec_y and, with dense output, rec_F (batch._new_state's order).
-            for i in (8, 9, 10) if record == core.RECORD_DENSE else (8, 9):
-                grown = np.zeros((1, rows) + state[i].shape[2:])
-                grown[:, :state[i].shape[1]] = state[i]
-                state[i] = grown
-            istate[0, core.IS_STATUS] = core.STATUS_RUNNING
+            icfg[0, core.IC_RECORD_ROWS] = rows
+            state = state._replace(**{name: _grown(getattr(state, name), rows) for name in grown})
+            state.istate[0, core.IS_STATUS] = core.STATUS_RUNNING
 
     def _real(self, y):
         """A complex state as its real parts, then imaginary parts."""
@@ -330,8 +347,10 @@ class _Problem:
         return x
 
     def _result(self, state):
-        fstate, istate, f, yout, g, n_events, t_events, y_events, rec_t, rec_y, rec_F, y = (
-            a[0] for a in state)
+        fstate, istate, yout, n_events, t_events, y_events, rec_t, rec_y, rec_F = (
+            getattr(state, name)[0] for name in ("fstate", "istate", "yout", "n_events",
+                                                 "t_events", "y_events", "rec_t", "rec_y",
+                                                 "rec_F"))
         status = int(istate[core.IS_STATUS])
         if status in (core.STATUS_FINISHED, core.STATUS_EVENT):
             message = MESSAGES[status]
@@ -394,6 +413,14 @@ class _Problem:
                                                       self._state(rec_F[k].copy())))
             ts.append(steps_t[k])
         return scipy_common.OdeSolution(ts, interpolants, alt_segment=False)
+
+
+def _grown(record, rows):
+    """A step record array of one problem with ``rows`` rows, the first ones ``record``'s
+    (zeros after them: the kernel writes rows in order)."""
+    grown = np.zeros((1, rows) + record.shape[2:])
+    grown[:, :record.shape[1]] = record
+    return grown
 
 
 def _check_indices(rhs, events, n, m):

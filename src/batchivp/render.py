@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import bounds, cache, core, targets
+from . import abi, bounds, cache, core, targets
 from .cache import CACHE_ENV_VAR, MODULE_PREFIX, cache_dir  # noqa: F401 (the names render had)
 from .registry import rename_tokens
 
@@ -29,29 +29,15 @@ LOCK_NOTICE_SECONDS = 5.0  # a compile-lock wait longer than this says what it w
 
 # Per target: how device functions and the entry point are decorated, and how work
 # arrays of compile-time shape are allocated (numba's CUDA target needs local arrays).
-# Arguments: y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg | fstate, istate, f, yout, g,
-# n_events, t_events, y_events, rec_t, rec_y, rec_F | y. The resumable state (fstate ...
-# rec_F) is updated
-# in place: numba cannot size output-only core dimensions, and the host passes
-# exact-dtype contiguous arrays (device arrays on cuda), so the kernel writes into the
-# caller's memory. A batch without events passes event arrays of one slot (e = 1), one
-# without a step record record arrays of one row (r = 1), one without dense output an
-# interpolant array of one row (q = 1).
-_KERNEL_SIGNATURE = (
-    '"void(float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], '
-    'int64[:], int64[:, :], float64[:], int64[:], float64[:], float64[:, :], '
-    'float64[:], int64[:], float64[:, :], float64[:, :, :], float64[:], float64[:, :], '
-    'float64[:, :, :], float64[:])"'
-)
-KERNEL_LAYOUT = ("(n),(m),(n),(n),(c),(k),(i),(e,d),(s),(j),(n),(n,k),(e),(e),(e,b),(e,b,n),"
-                 "(r),(r,n),(q,w,n)->(n)")
+# The entry point's arguments, its guvectorize signature and layout: abi.ARGUMENTS.
+_GUVECTORIZE = f'@numba.guvectorize([{abi.gufunc_signature()}], "{abi.gufunc_layout()}"'
 _TARGET_STYLE = {
     "python": {"device": "", "inline": "", "kernel": "", "local": "np.empty({shape}, np.{dtype})",
                "imports": "", "helper": ""},
     "cpu": {
         "device": "@numba.njit(cache=True)",
         "inline": "@numba.njit(cache=True, inline='always')",
-        "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="cpu", cache=True)',
+        "kernel": _GUVECTORIZE + ', target="cpu", cache=True)',
         "local": "np.empty({shape}, np.{dtype})",
         "imports": "numba",
         "helper": "@numba.njit(cache=True)",
@@ -59,7 +45,7 @@ _TARGET_STYLE = {
     "parallel": {
         "device": "@numba.njit(cache=True)",
         "inline": "@numba.njit(cache=True, inline='always')",
-        "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="parallel", cache=True)',
+        "kernel": _GUVECTORIZE + ', target="parallel", cache=True)',
         "local": "np.empty({shape}, np.{dtype})",
         "imports": "numba",
         "helper": "@numba.njit(cache=True)",
@@ -69,7 +55,7 @@ _TARGET_STYLE = {
         # function is inlined (numba-cuda 0.30.4; see DESIGN.md).
         "device": "@cuda.jit(device=True, inline=True)",
         "inline": "@cuda.jit(device=True, inline=True)",
-        "kernel": f'@numba.guvectorize([{_KERNEL_SIGNATURE}], "{KERNEL_LAYOUT}", target="cuda")',
+        "kernel": _GUVECTORIZE + ', target="cuda")',
         "local": "cuda.local.array({shape}, numba.{dtype})",
         "imports": "cuda",
         "helper": "@cuda.jit(device=True, inline=True)",
@@ -221,6 +207,9 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
         inline_decorator=style["inline"], inlined=INLINED,
         helper_decorator=style["helper"], target_imports=style["imports"],
         local_array=lambda shape, dtype: style["local"].format(shape=shape, dtype=dtype),
+        kernel_parameters=abi.parameters(len("def dop853_kernel(")),
+        advance_arguments=abi.advance_arguments(len("    dop853_advance(")),
+        work_arrays=abi.WORK_ARRAYS,
     )
     body = template.render(content_hash="@@HASH@@", **context)
     content_hash = hashlib.sha256(body.encode()).hexdigest()[:20]
@@ -251,9 +240,7 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
         if module is not None:
             return module
         if target == "cuda":
-            from . import cuda_support
-
-            cuda_support.apply_simulator_workarounds()
+            targets.apply_simulator_workarounds()
         if target == "parallel":
             targets.use_fork_safe_threading_layer()
         text, content_hash = render_source(target, ndim, functions, events, norm_dim, recording)

@@ -167,3 +167,23 @@ def _warn_fork_unsafe_layer():
             "(pip install tbb) and leave NUMBA_THREADING_LAYER unset or set it to 'safe', "
             "or start processes with multiprocessing's 'spawn' or 'forkserver'.",
             RuntimeWarning, stacklevel=2)
+
+
+def apply_simulator_workarounds():
+    """Make numba-cuda's gufunc machinery run under ``NUMBA_ENABLE_CUDASIM=1``.
+
+    Workaround: ``guvectorize(target="cuda")`` calls ``numba.cuda.is_cuda_array``,
+    which the simulator module lacks in numba-cuda 0.30 (its ``api.py`` defines it,
+    ``simulator/api.py`` does not). We give it the simulator's own test for a device
+    array (``FakeCUDAArray`` has no ``__cuda_array_interface__``), so device arrays
+    passed to the gufunc are used in place, as on a GPU. The other gap, broadcasting
+    a gufunc input, is avoided by the host passing full-size arrays to the kernel.
+    """
+    if not simulator_enabled():
+        return
+    from numba import cuda
+
+    if not hasattr(cuda, "is_cuda_array"):
+        from numba.cuda.simulator.cudadrv.devicearray import is_cuda_ndarray
+
+        cuda.is_cuda_array = is_cuda_ndarray

@@ -104,25 +104,27 @@ def build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n):
     istate[IS_NFEV] += N_STAGES_EXTENDED - N_STAGES - 1
 
 
-def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, y, f, fstate, istate, yout,
-                   g, n_events, t_events, y_events, rec_t, rec_y, rec_F, K, F, W, g_new,
-                   active, roots, n, m, n_ev, recording):
+def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, f, yout, g,
+                   n_events, t_events, y_events, rec_t, rec_y, rec_F, y, K, F, W, G, active,
+                   n, m, n_ev, recording):
     """Start (if pending) and integrate one problem for at most ``icfg[chunk]`` steps.
 
     Leaves the status ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED``
-    when the step record is full. ``K``, ``F``, ``W`` (rows ``y_new``, ``y_old``,
-    ``ytmp`` of the state size) and ``g_new``, ``active``, ``roots`` (``n_ev``) are work
-    arrays; ``m`` is the number of norm components (``n``, or ``n // 2`` for a complex
+    when the step record is full. The arguments up to ``y`` are the kernel's
+    (``abi.ARGUMENTS``, in its order); ``K``, ``F``, ``W`` (rows ``y_new``, ``y_old``,
+    ``ytmp`` of the state size), ``G`` (rows ``g_new``, ``roots``) and ``active`` (of
+    ``n_ev``) are work arrays (``abi.WORK_ARRAYS``); ``m`` is the number of norm components (``n``, or ``n // 2`` for a complex
     state). ``recording`` is the module's constant ``RECORDING``: 0 compiles the step
     record out (batches), so it costs nothing where it is not used.
 
-    The work arrays of one state size share ``W``: numba's CUDA inliner cannot inline a
-    call of more than 30 arguments (Python compiles it to ``CALL_FUNCTION_EX``, "Calling
-    a closure with *args is unsupported"); this call has 30.
+    Work arrays of one size share ``W`` and ``G``: numba's CUDA inliner cannot inline a
+    call of more than 30 arguments (``abi.MAX_CALL_ARGUMENTS``, checked there).
     """
     y_new = W[0]
     y_old = W[1]
     ytmp = W[2]
+    g_new = G[0]
+    roots = G[1]
     if istate[IS_STATUS] == STATUS_PENDING:
         dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
                      rec_t, rec_y, K, ytmp, n, m, n_ev, recording)

@@ -1,0 +1,222 @@
+"""The compiled kernel's arguments, described once.
+
+:data:`ARGUMENTS` lists the kernel's arguments in order, each with its dtype, its core
+dimensions and its role. Everything that depends on that list is derived from it here,
+in the way numba-cuda's vectorizers derive theirs from one ``indims``/``outdims``
+description [1]_:
+
+- the ``guvectorize`` signature and layout of the cpu, parallel and cuda kernels
+  (:func:`gufunc_signature`, :func:`gufunc_layout`), and the parameter list of the
+  template's entry point (:func:`parameters`), which passes the arguments on to
+  ``core/driver.py``'s ``dop853_advance`` in this order;
+- the types ``numba.cuda.compile_ptx`` compiles the entry point for (:func:`ptx_types`);
+- the named records the host fills and reads (:class:`Inputs`, :class:`State`), their
+  allocation (:func:`new_state`) and size (:func:`state_bytes`).
+
+Roles: an ``input`` is read only; ``state`` is the resumable state of a problem,
+updated in place by each call (numba cannot size output-only core dimensions, so the
+host allocates it; DESIGN.md, point 5); the ``output`` is the gufunc's result (the
+state ``y`` at ``t``), passed in as well and updated in place. The host passes
+exact-dtype contiguous arrays (device arrays on cuda), so the kernel writes into the
+caller's memory. A batch without events passes event arrays of one slot (``e = 1``),
+one without a step record record arrays of one row (``r = 1``), one without dense
+output an interpolant array of one row (``q = 1``).
+
+A new kernel argument is one row of :data:`ARGUMENTS` (and a size in
+:func:`core_sizes` for a new dimension letter) plus its use in ``dop853_advance``,
+whose parameters start with these names in this order.
+
+The configuration vectors ``tcfg`` (floats) and ``icfg`` (integers) are packed by
+:func:`pack_config` from the core's field indices (``core/dop853.py``).
+
+References
+----------
+.. [1] numba-cuda, ``numba/cuda/vectorizers.py`` and ``deviceufunc.py``
+       (``GUFuncEngine``: argument lists and indexing from the layout).
+"""
+
+import collections
+import textwrap
+from typing import NamedTuple
+
+import numpy as np
+
+from .core import coefficients
+from .core import dop853 as core
+from .core import events as core_events
+
+INPUT, STATE, OUTPUT = "input", "state", "output"
+# Steps without a limit: max_steps and chunk_steps when none is given. An int64 that a
+# step count never reaches, with room to add to it.
+UNLIMITED_STEPS = 2**62
+# numba's CUDA inliner cannot inline a call of more than this many arguments: CPython
+# compiles a longer call to CALL_FUNCTION_EX (STACK_USE_GUIDELINE in its compiler),
+# "Calling a closure with *args is unsupported". The entry point calls dop853_advance
+# with the kernel's arguments and the work arrays.
+MAX_CALL_ARGUMENTS = 30
+
+
+class Argument(NamedTuple):
+    name: str
+    dtype: str  # a numpy/numba dtype name
+    dims: tuple  # core dimension letters (sizes: core_sizes)
+    role: str  # INPUT, STATE or OUTPUT
+    fill: float = 0.0  # a fresh state's value (state and output only)
+
+
+ARGUMENTS = (
+    Argument("y0", "float64", ("n",), INPUT),
+    Argument("p", "float64", ("m",), INPUT),
+    Argument("rtol", "float64", ("n",), INPUT),
+    Argument("atol", "float64", ("n",), INPUT),
+    Argument("tcfg", "float64", ("c",), INPUT),
+    Argument("t_eval", "float64", ("k",), INPUT),
+    Argument("icfg", "int64", ("i",), INPUT),
+    Argument("ecfg", "int64", ("e", "d"), INPUT),
+    Argument("fstate", "float64", ("s",), STATE),
+    Argument("istate", "int64", ("j",), STATE),  # status: STATUS_PENDING (new_state)
+    Argument("f", "float64", ("n",), STATE, np.nan),
+    Argument("yout", "float64", ("n", "k"), STATE, np.nan),
+    Argument("g", "float64", ("e",), STATE, np.nan),
+    Argument("n_events", "int64", ("e",), STATE),
+    Argument("t_events", "float64", ("e", "b"), STATE, np.nan),
+    Argument("y_events", "float64", ("e", "b", "n"), STATE, np.nan),
+    Argument("rec_t", "float64", ("r",), STATE, np.nan),
+    Argument("rec_y", "float64", ("r", "n"), STATE, np.nan),
+    Argument("rec_F", "float64", ("q", "w", "n"), STATE),
+    Argument("y", "float64", ("n",), OUTPUT, np.nan),
+)
+
+# Work arrays of compile-time shape, allocated by the entry point on every target
+# (local arrays on cuda) and passed to dop853_advance after the kernel's arguments:
+# (name, shape in the generated module's constants, dtype, what it holds).
+WORK_ARRAYS = (
+    ("K", "(N_STAGES_EXTENDED, NDIM)", "float64", "the stages"),
+    ("F", "(INTERPOLATOR_POWER, NDIM)", "float64", "the step's interpolant"),
+    ("W", "(3, NDIM)", "float64", "y_new, y_old, ytmp"),
+    ("G", "(2, EVENT_WORK)", "float64", "event values at the step's end, roots"),
+    ("active", "EVENT_WORK", "int64", "events active in the step"),
+)
+# The generated module's constants dop853_advance gets last.
+MODULE_CONSTANTS = ("NDIM", "NORM_DIM", "NEVENTS", "RECORDING")
+
+KERNEL_ARGUMENTS = tuple(a.name for a in ARGUMENTS)
+Inputs = collections.namedtuple("Inputs", [a.name for a in ARGUMENTS if a.role == INPUT])
+State = collections.namedtuple("State", [a.name for a in ARGUMENTS if a.role != INPUT])
+Inputs.__doc__ = "The kernel's inputs of a batch, ``(N, ...)`` host arrays (abi.ARGUMENTS)."
+State.__doc__ = ("The resumable state and output of a batch, ``(N, ...)`` host arrays "
+                 "updated in place by the kernel (abi.ARGUMENTS).")
+
+
+def _array_type(arg):
+    return f"{arg.dtype}[{', '.join(':' for _ in arg.dims)}]"
+
+
+def _dims(args):
+    return ",".join(f"({','.join(a.dims)})" for a in args)
+
+
+def gufunc_signature():
+    """The ``guvectorize`` type signature, as source text."""
+    return f'"void({", ".join(_array_type(a) for a in ARGUMENTS)})"'
+
+
+def gufunc_layout():
+    """The ``guvectorize`` layout: the inputs' and state's core dimensions, then the
+    output's."""
+    return (_dims([a for a in ARGUMENTS if a.role != OUTPUT]) + "->"
+            + _dims([a for a in ARGUMENTS if a.role == OUTPUT]))
+
+
+def parameters(indent):
+    """The entry point's parameter list, as source text wrapped after ``indent`` columns."""
+    return _wrapped(KERNEL_ARGUMENTS, indent)
+
+
+def advance_arguments(indent):
+    """The arguments the entry point passes on to dop853_advance, as :func:`parameters`."""
+    return _wrapped(KERNEL_ARGUMENTS + tuple(w[0] for w in WORK_ARRAYS) + MODULE_CONSTANTS,
+                    indent)
+
+
+def _wrapped(names, indent):
+    pad = " " * indent
+    return textwrap.fill(", ".join(names), width=88, initial_indent=pad, subsequent_indent=pad,
+                         break_long_words=False, break_on_hyphens=False)[indent:]
+
+
+def ptx_types():
+    """numba types of the arguments of the per-problem entry point (C-contiguous rows),
+    for ``numba.cuda.compile_ptx``."""
+    from numba import types as nt
+
+    def array(arg):
+        index = (slice(None),) * (len(arg.dims) - 1) + (slice(None, None, 1),)
+        return getattr(nt, arg.dtype)[index if len(index) > 1 else index[0]]  # [::1] is "C"
+
+    return tuple(array(a) for a in ARGUMENTS)
+
+
+def core_sizes(ndim, n_params=1, n_eval=1, n_slots=1, n_stored=1, n_rows=1, n_interpolants=1):
+    """The size of each core dimension letter. ``n_params``, ``n_eval``, ``n_slots``,
+    ``n_stored``, ``n_rows``, ``n_interpolants``: ``m``, ``k`` (t_eval points), ``e``
+    (event slots), ``b`` (occurrences stored per event), ``r`` (step record rows), ``q``
+    (interpolants stored: ``r`` with dense output, else 1)."""
+    return dict(n=ndim, m=n_params, c=core.TCFG_SIZE, k=n_eval, i=core.ICFG_SIZE,
+                e=n_slots, d=core_events.ECFG_SIZE, s=core.FSTATE_SIZE, j=core.ISTATE_SIZE,
+                b=n_stored, r=n_rows, q=n_interpolants, w=coefficients.INTERPOLATOR_POWER)
+
+
+def new_state(n_prob, sizes):
+    """The :class:`State` of a fresh batch of ``n_prob`` problems (``sizes``:
+    :func:`core_sizes`): every problem pending, outputs NaN."""
+    state = State(*(np.full((n_prob,) + tuple(sizes[d] for d in a.dims), a.fill, dtype=a.dtype)
+                    for a in ARGUMENTS if a.role != INPUT))
+    state.istate[:, core.IS_STATUS] = core.STATUS_PENDING
+    return state
+
+
+def state_bytes(n_prob, sizes):
+    """Bytes of :func:`new_state`'s arrays."""
+    return n_prob * sum(np.dtype(a.dtype).itemsize * int(np.prod([sizes[d] for d in a.dims]))
+                        for a in ARGUMENTS if a.role != INPUT)
+
+
+# Field name -> index of tcfg and icfg, from the core's constants (core/dop853.py).
+TCFG_FIELDS = dict(t0=core.TC_T0, tf=core.TC_TF, first_step=core.TC_FIRST_STEP,
+                   max_step=core.TC_MAX_STEP)
+ICFG_FIELDS = dict(handle=core.IC_HANDLE, n_eval=core.IC_N_EVAL, max_steps=core.IC_MAX_STEPS,
+                   chunk_steps=core.IC_CHUNK_STEPS, event_buffer=core.IC_EVENT_BUFFER,
+                   record=core.IC_RECORD, record_rows=core.IC_RECORD_ROWS,
+                   event_rule=core.IC_EVENT_RULE)
+
+
+def pack_config(n_prob, **values):
+    """``(tcfg, icfg)`` of ``n_prob`` problems, ``(N, TCFG_SIZE)`` floats and ``(N,
+    ICFG_SIZE)`` int64, from every field of :data:`TCFG_FIELDS` and
+    :data:`ICFG_FIELDS` by name, each a scalar or an ``(N,)`` array."""
+    missing = (TCFG_FIELDS.keys() | ICFG_FIELDS.keys()) ^ values.keys()
+    if missing:
+        raise TypeError(f"pack_config: fields missing or unknown: {sorted(missing)}")
+    tcfg = np.empty((n_prob, core.TCFG_SIZE))
+    icfg = np.empty((n_prob, core.ICFG_SIZE), dtype=np.int64)
+    for fields, packed in ((TCFG_FIELDS, tcfg), (ICFG_FIELDS, icfg)):
+        for name, index in fields.items():
+            packed[:, index] = values[name]
+    return tcfg, icfg
+
+
+def _check_tables():
+    """Each configuration field has one index and every index a field; the entry
+    point's call of dop853_advance stays inlinable on cuda."""
+    for fields, size in ((TCFG_FIELDS, core.TCFG_SIZE), (ICFG_FIELDS, core.ICFG_SIZE)):
+        if sorted(fields.values()) != list(range(size)):
+            raise RuntimeError(f"abi: configuration fields {fields} do not cover 0..{size - 1}")
+    n_call = len(ARGUMENTS) + len(WORK_ARRAYS) + len(MODULE_CONSTANTS)
+    if n_call > MAX_CALL_ARGUMENTS:
+        raise RuntimeError(f"abi: dop853_advance would take {n_call} arguments, more than "
+                           f"numba's CUDA inliner takes ({MAX_CALL_ARGUMENTS}); bundle work "
+                           "arrays (as W) to make room")
+
+
+_check_tables()
