@@ -22,6 +22,7 @@ from time import perf_counter
 import numpy as np
 
 from .core import dop853 as core
+from .status import UNFINISHED, unfinished
 
 INPUT_ICFG = 6  # position of icfg among the kernel's inputs (render.KERNEL_LAYOUT)
 
@@ -45,13 +46,7 @@ MAX_GROWTH = 64
 # calls are shorter too: a call costs microseconds, not a wake-up of the threads.
 ONE_PROBLEM_FIRST_STEPS = 2**12
 ONE_PROBLEM_CALL_S = 0.1
-UNFINISHED = (core.STATUS_RUNNING, core.STATUS_PENDING)
 PROGRESS_INTERVAL_S = 0.1
-
-
-def unfinished(status):
-    """Boolean mask of the problems not finished: running or not started."""
-    return (status == core.STATUS_RUNNING) | (status == core.STATUS_PENDING)
 
 
 def sigint_interceptable():
