@@ -25,8 +25,8 @@ KIND_FAILURE = "failure"  # ended before its end; scipy's -1
 KIND_UNFINISHED = "unfinished"  # left by an interrupted batch; the host loop calls it again
 KIND_PAUSED = "paused"  # internal to solve_ivp, never in a result: see Status.PAUSED
 
-# solve_ivp's message for a member whose third field is SAME is the member's message;
-# for one without a third field it is GENERIC, as for a code the table does not know.
+# A member's last field is solve_ivp's message: SAME for the member's own message, a
+# text, or left out for GENERIC, which is also the text of a code the table lacks.
 SAME = object()
 GENERIC = "Integration failed with status {status}."
 
