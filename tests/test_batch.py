@@ -15,7 +15,7 @@ from conftest import index_order_sums, scipy_reference
 from scipy.integrate import DOP853
 
 import batchivp as bi
-from batchivp import models
+from batchivp import Status, models
 
 MU = 398600.4418
 
@@ -172,7 +172,7 @@ def test_step_budget_stops_that_problem_where_scipy_is_after_as_many_steps(targe
     res = bi.solve_batch(eng_lorenz, (0.0, 5.0), y0, params=params, rtol=1e-9, atol=1e-9,
                          max_steps=10, target=target)
     for i in range(2):
-        assert res.status[i] == -3 and res.nstep[i] == 10
+        assert res.status[i] == Status.BUDGET and res.nstep[i] == 10
         assert "max_steps" in res.message(i)
 
         def f(t, y, i=i):
@@ -209,12 +209,12 @@ def test_failures_are_per_problem(target):
                          atol=1e-9, target=target)
     ref = scipy_reference(eng_poisoned, (0.0, 2.0), [1.0], 0.5, rtol=1e-6, atol=1e-9)
     assert ref.status == -1  # scipy shrinks the step until it is too small
-    assert res.status[0] == -2 and "non-finite" in res.message(0)
+    assert res.status[0] == Status.NONFINITE and "non-finite" in res.message(0)
     # Both creep up to the NaN boundary t = 0.5 with shrinking steps; where exactly they
     # stop is decided by the last bits of the error estimates (round-off).
     assert res.t_final[0] == pytest.approx(ref.t[-1], abs=1e-12)
     assert ref.t[-1] <= 0.5 and res.t_final[0] <= 0.5
-    assert res.status[1] == -2 and res.nfev[1] == 1 and res.t_final[1] == 0.0
+    assert res.status[1] == Status.NONFINITE and res.nfev[1] == 1 and res.t_final[1] == 0.0
     assert res.status[2] == 0
     np.testing.assert_allclose(res.y_final[2], [math.exp(-2.0)], rtol=1e-6)
 
@@ -249,7 +249,7 @@ def test_zero_error_scale_ends_that_problem_instead_of_looping(target):
     with np.errstate(invalid="ignore"):
         h0 = select_initial_step(f, 0.0, y0[0], 3.0, np.inf, f(0.0, y0[0]), 1, 7, 1e-8, 0.0)
     assert np.isnan(h0)
-    assert res.status[0] == -6 and "atol" in res.message(0)
+    assert res.status[0] == Status.NAN_STEP and "atol" in res.message(0)
     ref = scipy_reference(eng_decay2, (0.0, 3.0), y0[1], rates, rtol=1e-8, atol=0.0)
     assert res.status[1] == 0 and res.nfev[1] == ref.nfev
     np.testing.assert_allclose(res.y_final[1], ref.y[:, -1], rtol=1e-12)

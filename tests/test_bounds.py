@@ -17,6 +17,7 @@ import pytest
 from scipy.integrate import solve_ivp as scipy_solve_ivp
 
 import batchivp as bi
+from batchivp import Status
 from batchivp import bounds, models, orbit, plain, registry, render
 from batchivp.core import access
 from batchivp.core import dop853 as core
@@ -119,7 +120,7 @@ def test_indices_computed_at_run_time_are_checked():
     namespace = {"bounds_checked_read": access.bounds_checked_read,
                  "bounds_checked_index": access.bounds_checked_index}
     exec(text, namespace)
-    for k, expect_status in ((1, 0), (-1, 0), (2, core.STATUS_INDEX), (-3, core.STATUS_INDEX)):
+    for k, expect_status in ((1, 0), (-1, 0), (2, Status.INDEX), (-3, Status.INDEX)):
         y, dydt = np.array([1.0, 2.0]), np.zeros(2)
         istate = np.zeros(core.ISTATE_SIZE, dtype=np.int64)
         namespace["shifted"](0.0, y, np.array([float(k)]), dydt, istate)
@@ -383,7 +384,7 @@ def test_indices_out_of_range_at_run_time_fail_with_their_status(target):
                          fun_index=fun_index, events=[shifted_level], rtol=1e-8, atol=1e-10,
                          target=target)
     expected_fail = [False, True, True, True, False, True, False]
-    np.testing.assert_array_equal(res.status == core.STATUS_INDEX, expected_fail)
+    np.testing.assert_array_equal(res.status == Status.INDEX, expected_fail)
     assert "index computed at run time was out of range" in res.message(1)
     for i, failed in enumerate(expected_fail):
         if failed:

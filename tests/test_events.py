@@ -15,7 +15,7 @@ import pytest
 from conftest import scipy_reference
 
 import batchivp as bi
-from batchivp import models
+from batchivp import Status, models
 
 GRAVITY = 9.81
 MU = 398600.4418
@@ -262,7 +262,7 @@ def test_nonfinite_event_fails_that_problem_only(target):
     y0 = np.array([[10.0, 0.0], [10.0, 30.0]])  # the first falls below 0 within 2 s
     res = bi.solve_batch(evt_ball, (0.0, 2.0), y0, params=GRAVITY, events=[evt_nan_underground],
                          rtol=1e-8, atol=1e-10, target=target)
-    assert res.status.tolist() == [-5, 0]
+    assert res.status.tolist() == [Status.EVENT_NONFINITE, Status.FINISHED]
     assert "event function returned a non-finite value" in res.message(0)
     assert not res.success[0] and res.success[1]
     # Problem 0 stopped at the end of the step where its event became NaN (height < 0).

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import batchivp as bi
-from batchivp import host_loop, models
+from batchivp import Status, host_loop, models
 from batchivp.core import dop853 as core
 
 FIELDS = ("y", "y_final", "t_final", "status", "nfev", "nstep", "nreject")
@@ -112,11 +112,11 @@ def test_adaptive_chunks_aim_at_the_target_time():
     """A probe of many rows and few steps, then blocks run to their end, each call's
     budget following the measured speed by at most MAX_GROWTH."""
     istate = np.zeros((10**6, core.ISTATE_SIZE), dtype=np.int64)
-    istate[:, core.IS_STATUS] = core.STATUS_PENDING
+    istate[:, core.IS_STATUS] = Status.PENDING
     schedule = host_loop.AdaptiveChunks(istate)
     target_s, probe = host_loop.TARGET_CALL_S, host_loop.PROBE_STEPS
 
-    def run(window, seconds, status=core.STATUS_RUNNING):
+    def run(window, seconds, status=Status.RUNNING):
         lo, hi, steps = window
         istate[lo:hi, core.IS_STATUS] = status
         istate[lo:hi, core.IS_NSTEP] += steps  # every row takes the steps allowed
@@ -129,7 +129,7 @@ def test_adaptive_chunks_aim_at_the_target_time():
     same_block = schedule.next_window()
     assert same_block == (0, first[1], schedule.budget // first[1])
     fixed = host_loop.FIXED_CALL_S  # not counted as time spent on steps
-    run(same_block, target_s + fixed, core.STATUS_FINISHED)  # on time: the budget stays
+    run(same_block, target_s + fixed, Status.FINISHED)  # on time: the budget stays
     assert schedule.budget == host_loop.FIRST_CALL_STEPS * host_loop.MAX_GROWTH
     steps = host_loop.MIN_CHUNK_STEPS
     next_block = schedule.next_window()
@@ -151,13 +151,13 @@ def test_ctrl_c_returns_the_partial_result(target, sigint_after_calls):
     with pytest.warns(RuntimeWarning, match=r"interrupted \(Ctrl-C\): 3 of 6 problems"):
         res = bi.solve_batch(models.lorenz, t_span, y0, chunk_steps=5, **kw)
     assert res.interrupted and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    finished = res.status == 0
+    finished = res.status == Status.FINISHED
     assert finished.sum() == 3
     assert_rows_equal(res, whole, finished)
     stopped = ~finished
-    assert np.all(res.status[stopped] == 2) and not res.success[stopped].any()
-    assert res.message(5) == bi.MESSAGES[2]
-    assert np.all(res.nstep[stopped] == 10) and np.all(ten_steps.status[stopped] == -3)
+    assert np.all(res.status[stopped] == Status.RUNNING) and not res.success[stopped].any()
+    assert res.message(5) == Status.RUNNING.message
+    assert np.all(res.nstep[stopped] == 10) and np.all(ten_steps.status[stopped] == Status.BUDGET)
     for name in ("y", "y_final", "t_final", "nfev", "nreject"):
         np.testing.assert_array_equal(getattr(res, name)[stopped],
                                       getattr(ten_steps, name)[stopped], err_msg=name)
@@ -172,7 +172,7 @@ def test_ctrl_c_leaves_rows_not_started_at_t0(sigint_after_calls):
     sigint_after_calls(1)
     with pytest.warns(RuntimeWarning, match="not started, status 3"):
         res = bi.solve_batch(models.lorenz, t_span, y0, **kw)
-    pending = res.status == 3
+    pending = res.status == Status.PENDING
     first_window = host_loop.FIRST_CALL_STEPS // host_loop.PROBE_STEPS
     assert res.interrupted and np.all(pending[first_window:]) and not pending[:first_window].any()
     np.testing.assert_array_equal(res.t_final[pending], t_span[pending, 0])
@@ -213,7 +213,7 @@ def test_ctrl_c_from_another_thread_stops_a_long_batch_quickly(monkeypatch):
         res = bi.solve_batch(models.lorenz, t_span, y0, params=params, **kw)
     returned_after = time.perf_counter() - interrupted_at[0]
     assert res.interrupted and returned_after < 5.0, returned_after
-    assert np.all(res.success | np.isin(res.status, (2, 3))) and not res.success.all()
+    assert np.all(res.success | np.isin(res.status, (Status.RUNNING, Status.PENDING))) and not res.success.all()
     done = np.flatnonzero(res.success)
     if done.size:
         alone = bi.solve_batch(models.lorenz, t_span[done], y0[done], params=params[done], **kw)

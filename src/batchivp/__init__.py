@@ -1,15 +1,17 @@
 """batchivp: scipy's DOP853 for one problem or millions, on cpu, all cores or CUDA.
 
 Public API (DESIGN.md): :func:`rhs`, :func:`register_rhs`, :func:`event`,
-:func:`register_event`, :func:`solve_batch`, :class:`BatchResult`, :func:`solve_ivp`
+:func:`register_event`, :func:`solve_batch`, :class:`BatchResult`, :class:`Status`,
+:func:`solve_ivp`
 (a drop-in for ``scipy.integrate.solve_ivp``). The default target comes from ``BATCHIVP_TARGET``
 (``cpu``, ``parallel``, ``cuda``, ``auto``); ``target=`` overrides it per call.
 """
 
-from .batch import MESSAGES, BatchResult, solve_batch
+from .batch import BatchResult, solve_batch
 from .ivp import CompilationWarning, solve_ivp
 from .registry import (EventFunction, RegistrationError, RhsFunction, event, register_event,
                        register_rhs, rhs)
+from .status import MESSAGES, Status
 from .targets import resolve_target
 
 __version__ = "0.1.0"
@@ -21,6 +23,7 @@ __all__ = [
     "MESSAGES",
     "RegistrationError",
     "RhsFunction",
+    "Status",
     "event",
     "register_event",
     "register_rhs",

@@ -44,6 +44,7 @@ import numpy as np
 from .core import coefficients
 from .core import dop853 as core
 from .core import events as core_events
+from .status import Status
 
 INPUT, STATE, OUTPUT = "input", "state", "output"
 # Steps without a limit: max_steps and chunk_steps when none is given. An int64 that a
@@ -172,7 +173,7 @@ def new_state(n_prob, sizes):
     :func:`core_sizes`): every problem pending, outputs NaN."""
     state = State(*(np.full((n_prob,) + tuple(sizes[d] for d in a.dims), a.fill, dtype=a.dtype)
                     for a in ARGUMENTS if a.role != INPUT))
-    state.istate[:, core.IS_STATUS] = core.STATUS_PENDING
+    state.istate[:, core.IS_STATUS] = Status.PENDING
     return state
 
 

@@ -15,27 +15,7 @@ import numpy as np
 
 from . import abi, arguments, bounds, dask_batch, host_loop, render, targets
 from .core import dop853 as core
-
-
-MESSAGES = {
-    core.STATUS_FINISHED: "The solver successfully reached the end of the integration interval.",
-    core.STATUS_EVENT: "A termination event occurred.",
-    core.STATUS_STEP_TOO_SMALL: "Required step size is less than spacing between numbers.",
-    core.STATUS_NONFINITE: "The right-hand side returned a non-finite value (NaN or inf).",
-    core.STATUS_BUDGET: "The step budget (max_steps) was exhausted before the end of the interval.",
-    core.STATUS_BUFFER: "An output buffer was too small (see the warning for the size needed).",
-    core.STATUS_EVENT_NONFINITE: "An event function returned a non-finite value (NaN or inf).",
-    core.STATUS_NAN_STEP: ("The step size is NaN: a component's error scale atol + rtol * |y| "
-                           "is zero (atol = 0 where y = 0); give that component atol > 0."),
-    core.STATUS_INDEX: ("An index computed at run time was out of range in a right-hand side or "
-                        "event function (the access was not made; see the README's Failures)."),
-    core.STATUS_INFINITE_STEP: ("The step size grew to infinity: t_span ends at inf and no "
-                                "terminal event ended the integration."),
-    core.STATUS_RUNNING: "Integration stopped before the end of the interval (interrupted).",
-    core.STATUS_PENDING: "Integration was not started (interrupted).",
-    core.STATUS_PAUSED: "Integration paused because its step record is full; it can be resumed.",
-}
-
+from .status import Status, status_message, successful, unfinished
 
 
 @dataclass
@@ -53,12 +33,10 @@ class BatchResult:
     y_final : ndarray, shape (N, n)
         State at ``t_final``.
     status : ndarray of int, shape (N,)
-        0 reached the end, 1 stopped by a terminal event, -1 step size too small, -2
-        non-finite right-hand side, -3 step budget exhausted, -5 non-finite event
-        function, -6 NaN step size (a zero error scale: atol = 0 where y = 0), -7 an index
-        computed at run time out of range in a user function, -8 the step grew to
-        infinity (``tf = inf`` and no terminal event); after Ctrl-C (see
-        :attr:`interrupted`) 2 stopped mid-way, 3 not started. See :meth:`message`.
+        Each problem's code, a member of :class:`batchivp.Status` (the table of codes
+        with their messages): ``FINISHED`` (0) and ``EVENT`` (1) are success as in
+        scipy (:attr:`success`), negative codes failures; after Ctrl-C (see
+        :attr:`interrupted`) ``RUNNING`` and ``PENDING``. See :meth:`message`.
     nfev, nstep, nreject : ndarray of int, shape (N,)
         Right-hand side evaluations (scipy's ``nfev``), accepted and rejected steps.
     target : str
@@ -73,10 +51,11 @@ class BatchResult:
         overflowed: the first ``max_events`` are kept (see :attr:`events_overflowed`).
     interrupted : bool
         Ctrl-C stopped the batch before every problem finished. The finished problems
-        are complete (bitwise what an uninterrupted run gives); the others have status 2
-        (stopped mid-way: ``t_final``, ``y_final``, ``y`` and the events hold what was
-        reached, NaN in ``y`` beyond it) or 3 (not started: ``t_final = t0``,
-        ``y_final = y0``), and ``nfev``, ``nstep``, ``nreject`` count what was done.
+        are complete (bitwise what an uninterrupted run gives); the others have status
+        ``Status.RUNNING`` (stopped mid-way: ``t_final``, ``y_final``, ``y`` and the
+        events hold what was reached, NaN in ``y`` beyond it) or ``Status.PENDING`` (not
+        started: ``t_final = t0``, ``y_final = y0``), and ``nfev``, ``nstep``,
+        ``nreject`` count what was done.
 
     With Dask arrays as inputs the arrays are lazy Dask arrays, one block per block of
     problems; :meth:`compute` computes them all at once (each block is solved once).
@@ -100,8 +79,8 @@ class BatchResult:
     @property
     def success(self):
         """Per problem: it finished at the end of its span or at a terminal event
-        (status 0 or 1), as scipy's ``status >= 0``."""
-        return (self.status == core.STATUS_FINISHED) | (self.status == core.STATUS_EVENT)
+        (a :attr:`Status.successful` code, 0 or 1), as scipy's ``status >= 0``."""
+        return successful(self.status)
 
     @property
     def events_overflowed(self):
@@ -114,7 +93,7 @@ class BatchResult:
 
     def message(self, i):
         """The message of problem ``i``'s status."""
-        return MESSAGES.get(int(self.status[i]), f"Unknown status {int(self.status[i])}.")
+        return status_message(self.status[i])
 
     def __len__(self):
         return len(self.status)
@@ -310,7 +289,7 @@ def _unpack(batch, state, interrupted):
     """The :class:`BatchResult` of a run; warnings for Ctrl-C and full event buffers."""
     status = state.istate[:, core.IS_STATUS].copy()
     t_final = state.fstate[:, core.FS_T].copy()
-    not_started = status == core.STATUS_PENDING
+    not_started = status == Status.PENDING
     t_final[not_started] = batch.span[not_started, 0]
     state.y[not_started] = batch.y0[not_started]
     if interrupted:
@@ -365,16 +344,16 @@ def _check_output_fits(n_prob, ndim, k, n_slots, n_stored):
 
 
 def _warn_interrupted(status):
-    open_rows = host_loop.unfinished(status)
+    open_rows = unfinished(status)
     if not open_rows.any():
         warnings.warn("solve_batch was interrupted (Ctrl-C) when every problem had "
                       "finished; the result is complete.", RuntimeWarning, stacklevel=4)
         return
     warnings.warn(
         f"solve_batch was interrupted (Ctrl-C): {int(open_rows.sum())} of {len(status)} "
-        f"problems did not finish ({int(np.sum(status == core.STATUS_RUNNING))} stopped "
-        f"mid-way, status {core.STATUS_RUNNING}; {int(np.sum(status == core.STATUS_PENDING))} "
-        f"not started, status {core.STATUS_PENDING}); their t_final, y_final and y hold "
+        f"problems did not finish ({int(np.sum(status == Status.RUNNING))} stopped "
+        f"mid-way, status {int(Status.RUNNING)}; {int(np.sum(status == Status.PENDING))} "
+        f"not started, status {int(Status.PENDING)}); their t_final, y_final and y hold "
         "where they stopped. The finished problems are complete.",
         RuntimeWarning, stacklevel=4)
 

@@ -22,6 +22,7 @@ from time import perf_counter
 import numpy as np
 
 from .core import dop853 as core
+from .status import UNFINISHED, Status, unfinished
 
 # Adaptive chunks. A call costs about 0.4 us per row on top of the steps it takes
 # (argument set-up of the gufunc), so a row gets at least MIN_CHUNK_STEPS steps a call
@@ -43,13 +44,7 @@ MAX_GROWTH = 64
 # calls are shorter too: a call costs microseconds, not a wake-up of the threads.
 ONE_PROBLEM_FIRST_STEPS = 2**12
 ONE_PROBLEM_CALL_S = 0.1
-UNFINISHED = (core.STATUS_RUNNING, core.STATUS_PENDING)
 PROGRESS_INTERVAL_S = 0.1
-
-
-def unfinished(status):
-    """Boolean mask of the problems not finished: running or not started."""
-    return (status == core.STATUS_RUNNING) | (status == core.STATUS_PENDING)
 
 
 def sigint_interceptable():
@@ -307,7 +302,7 @@ class ProgressBar:
             return
         self.last = perf_counter()
         status = self.istate[lo:hi, core.IS_STATUS]
-        running = status == core.STATUS_RUNNING
+        running = status == Status.RUNNING
         finished = ~unfinished(status)
         covered = self.before[lo] + float(
             np.sum(self.length[lo:hi], where=finished)

@@ -27,24 +27,21 @@ import warnings
 import numpy as np
 from scipy.integrate._ivp import common as scipy_common
 from scipy.integrate._ivp.base import ConstantDenseOutput, check_arguments
-from scipy.integrate._ivp.ivp import MESSAGES, OdeResult, prepare_events
+from scipy.integrate._ivp.ivp import OdeResult, prepare_events
 # scipy's own function, whatever scipy.integrate.solve_ivp is later set to: users
 # replace that name with ours, and our hand-offs to scipy must not come back here.
 from scipy.integrate._ivp.ivp import solve_ivp as _scipy_solve_ivp
 from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
 
 from . import abi, arguments, bounds, plain, render, targets
-from .batch import MESSAGES as BATCH_MESSAGES
 from .core import dop853 as core
 from .host_loop import OneProblemChunks, run_kernel
 from .registry import EventFunction, RhsFunction
+from .status import Status, ivp_status
 
-TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
 FIRST_RECORD_ROWS = 256
 FIRST_EVENT_ROWS = 64
 RK_OPTIONS = ("first_step", "max_step", "rtol", "atol")
-EVENT_NAN_MESSAGE = ("An event function returned NaN while its root was searched in a step "
-                     "(scipy's brentq raises ValueError there).")
 # Accepted steps per kernel call: None sizes the calls from the measured speed
 # (host_loop.OneProblemChunks, about half a second each), so that Ctrl-C is served
 # between two calls; a number fixes it (tests use a small one to force many calls).
@@ -325,13 +322,13 @@ class _Problem:
             # them Python's own SIGINT handler raises KeyboardInterrupt, scipy's contract.
             run_kernel(module, self.target, inputs, state,
                        schedule=OneProblemChunks(state.istate) if CHUNK_STEPS is None else None)
-            if state.istate[0, core.IS_STATUS] != core.STATUS_PAUSED:
+            if state.istate[0, core.IS_STATUS] != Status.PAUSED:
                 return state
             # The step record is full: double it and resume where the problem paused.
             rows *= 2
             icfg[0, core.IC_RECORD_ROWS] = rows
             state = state._replace(**{name: _grown(getattr(state, name), rows) for name in grown})
-            state.istate[0, core.IS_STATUS] = core.STATUS_RUNNING
+            state.istate[0, core.IS_STATUS] = Status.RUNNING
 
     def _real(self, y):
         """A complex state as its real parts, then imaginary parts."""
@@ -351,11 +348,7 @@ class _Problem:
             getattr(state, name)[0] for name in ("fstate", "istate", "yout", "n_events",
                                                  "t_events", "y_events", "rec_t", "rec_y",
                                                  "rec_F"))
-        status = int(istate[core.IS_STATUS])
-        if status in (core.STATUS_FINISHED, core.STATUS_EVENT):
-            message = MESSAGES[status]
-        else:
-            status, message = -1, _failure_message(status)
+        status, message = ivp_status(istate[core.IS_STATUS])
         n_rec = int(istate[core.IS_N_REC])
         steps_t = rec_t[:n_rec].copy()
         steps_y = self._state(rec_y[:n_rec])
@@ -438,16 +431,6 @@ def _check_indices(rhs, events, n, m):
                 raise
             return str(exc)
     return None
-
-
-def _failure_message(status):
-    if status in (core.STATUS_STEP_TOO_SMALL, core.STATUS_NONFINITE):
-        return TOO_SMALL_STEP  # scipy rejects a non-finite step until it is too small
-    if status == core.STATUS_EVENT_NONFINITE:
-        return EVENT_NAN_MESSAGE
-    if status in (core.STATUS_NAN_STEP, core.STATUS_INFINITE_STEP, core.STATUS_INDEX):
-        return BATCH_MESSAGES[status]
-    return f"Integration failed with status {status}."
 
 
 def _solve_ivp_target(target):

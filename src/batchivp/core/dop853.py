@@ -53,13 +53,15 @@ MAX_FACTOR = 10.0
 ERROR_EXPONENT = -0.125  # -1 / (error_estimator_order + 1), order 7
 INITIAL_STEP_EXPONENT = 0.125  # 1 / (error_estimator_order + 1)
 
-# Status codes: scipy's where scipy has one, further negative codes for failures.
+# Status codes: scipy's where scipy has one, further negative codes for failures. Their
+# meaning, messages and scipy mapping are batchivp.status.Status, which checks at import
+# that it has exactly these names and values (the generated code needs plain ints). -4 is
+# free: an event buffer that overflows is reported by the counts (n_events), not a status.
 STATUS_FINISHED = 0
 STATUS_EVENT = 1
 STATUS_STEP_TOO_SMALL = -1
 STATUS_NONFINITE = -2
 STATUS_BUDGET = -3
-STATUS_BUFFER = -4
 STATUS_EVENT_NONFINITE = -5
 STATUS_NAN_STEP = -6  # the step size is NaN (a zero error scale: atol = 0 where y = 0)
 STATUS_INDEX = -7  # a user function's index, computed at run time, was out of range
