@@ -74,7 +74,7 @@ def test_pack_config_puts_each_field_at_its_core_index():
     assert tcfg[:, core.TC_T0].tolist() == [0.0, 1.0] and tcfg[1, core.TC_TF] == 5.0
     assert tcfg[0, core.TC_MAX_STEP] == np.inf
     assert icfg.dtype == np.int64 and icfg[:, core.IC_HANDLE].tolist() == [1, 0]
-    assert icfg[0, core.IC_MAX_STEPS] == 2**62 and icfg[1, core.IC_CHUNK_STEPS] == 10
+    assert icfg[0, core.IC_MAX_STEPS] == abi.UNLIMITED_STEPS and icfg[1, core.IC_CHUNK_STEPS] == 10
     assert icfg[0, core.IC_RECORD_ROWS] == 8 and icfg[0, core.IC_EVENT_RULE] == core.EVENTS_SCIPY
 
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import batchivp as bi
-from batchivp import Status, host_loop, models
+from batchivp import Status, abi, host_loop, models
 from batchivp.core import dop853 as core
 
 FIELDS = ("y", "y_final", "t_final", "status", "nfev", "nstep", "nreject")
-ONE_CALL = 2**62  # chunk_steps that runs every problem to the end in one call
+ONE_CALL = abi.UNLIMITED_STEPS  # chunk_steps that runs every problem to the end in one call
 
 
 def lorenz_problems(n, t_end=1.0):
