@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import bounds
-from ..batch import solve_batch
-from ..dask_batch import is_dask
+from .. import EventFunction, bounds, solve_batch
+from ..arguments import is_dask
 from ..plain import compose, def_source
-from ..registry import EventFunction
 from .constants import R_EARTH
 from . import units
 from .ephemeris import j2000_tt_seconds
