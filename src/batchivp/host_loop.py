@@ -24,10 +24,11 @@ import numpy as np
 from .core import dop853 as core
 from .status import UNFINISHED, Status, unfinished
 
-# Adaptive chunks. A call costs about 0.4 us per row on top of the steps it takes
-# (argument set-up of the gufunc), so a row gets at least MIN_CHUNK_STEPS steps a call
-# (about 1% overhead for the cheapest right-hand sides). The first call is a probe of
-# the step cost, FIRST_CALL_STEPS problem-steps (tens of ms for a cheap right-hand
+# Adaptive chunks. A call costs some time per row on top of the steps it takes
+# (argument set-up of the gufunc), so a row gets at least MIN_CHUNK_STEPS steps a call,
+# enough to keep that cost small for the cheapest right-hand sides (measured in
+# benchmarks/README.md, "Host loop"). The first call is a probe of the step cost,
+# FIRST_CALL_STEPS problem-steps (a fraction of TARGET_CALL_S for a cheap right-hand
 # side; small batches often finish in it), spread over up to FIRST_CALL_STEPS /
 # PROBE_STEPS rows: a probe of a few rows would leave the threads that hold them idle
 # at the end of the next call. Each call may grow or shrink the next by at most
@@ -215,8 +216,8 @@ def next_budget(budget, done, seconds, target_s=None):
     if target_s is None:  # read at each call: tests change it
         target_s = TARGET_CALL_S
     # Steps per second of the call, less its fixed cost (waking the threads, a launch,
-    # copies: up to ~10 ms on a busy machine), which would otherwise keep short calls
-    # short.
+    # copies: FIXED_CALL_S, about the most measured on a busy machine, benchmarks/
+    # README.md), which would otherwise keep short calls short.
     working = max(seconds - FIXED_CALL_S, seconds / MAX_FIXED_SHARE, 1e-9)
     wanted = done / working * target_s if done > 0 else math.inf
     return max(1, int(min(max(wanted, budget / MAX_GROWTH), budget * MAX_GROWTH)))

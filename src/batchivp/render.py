@@ -69,12 +69,13 @@ _TARGET_STYLE["cuda_ptx"] = dict(_TARGET_STYLE["cuda"], kernel="")
 # The step's hot path, decorated with the "inline" style: on cpu and parallel numba
 # inlines these into their callers (``inline="always"``, at numba IR level), so that a
 # step compiles as one function, without calls (and their reference counting of the
-# ``K[s]`` rows handed to the right-hand side) between its stages. With the rest
-# left as calls, the Kepler benchmark batch takes 0.70 of the time it took with none
-# inlined (34 vs 49 ms on 2 cores) and a cold compile about 1 s more (8-9 s); inlining
-# every function saves 1 ms more but triples the compile time. The right-hand side
+# ``K[s]`` rows handed to the right-hand side) between its stages. The rest stay calls:
+# this set buys most of the run time that inlining can, for a little more compile time,
+# where inlining every function buys little more and multiplies the compile time
+# (measurements: benchmarks/README.md, "Inlining the step"). The right-hand side
 # and event dispatchers and the user's functions they call are inlined too (their
-# helpers are not). On cuda every device function is inlined anyway.
+# helpers are not). On cuda every device function is inlined anyway. Every name here
+# must be a function of the core files (tests/test_render.py checks it).
 INLINED = frozenset({
     "stage_state", "rk_step", "error_estimates", "error_norm", "np_maximum", "py_min",
     "py_max", "accepted_factor", "rejected_factor", "step_toward", "dop853_step",

@@ -2,8 +2,10 @@
 
 The numbers are those of Hairer's Fortran code ``dop853.f`` [1]_ (the same values
 scipy's ``dop853_coefficients`` holds), stored as flat tuples of floats so that the
-renderer can stamp them into a generated module as compile-time constants on every
-target (numba's CUDA target indexes tuples but cannot read numpy globals).
+core imports no numpy and runs as plain Python. The renderer stamps each tuple into
+the generated module as a global ``np.array`` (``render._core_parts``), which numba
+freezes into the compiled code as a constant array on every target; a tuple indexed
+at run time would compile to a switch over its elements.
 
 Layout:
 - ``A`` is row-major ``N_STAGES_EXTENDED x N_STAGES_EXTENDED``: ``A[s * 16 + j]``.
