@@ -52,8 +52,8 @@ INPUT, STATE, OUTPUT = "input", "state", "output"
 UNLIMITED_STEPS = 2**62
 # numba's CUDA inliner cannot inline a call of more than this many arguments: CPython
 # compiles a longer call to CALL_FUNCTION_EX (STACK_USE_GUIDELINE in its compiler),
-# "Calling a closure with *args is unsupported". The entry point calls dop853_advance
-# with the kernel's arguments and the work arrays.
+# "Calling a closure with *args is unsupported" (numba/numba#6894). The entry point
+# calls dop853_advance with the kernel's arguments and the work arrays.
 MAX_CALL_ARGUMENTS = 30
 
 

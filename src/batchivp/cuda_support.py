@@ -26,6 +26,13 @@ def kernel_ptx(ndim=6, functions=None, events=()):
     same text but for the ``guvectorize`` line), and that per-problem function, the
     body the cuda gufunc wraps, is compiled as a kernel with
     ``numba.cuda.compile_ptx`` (NVVM from the CUDA wheels). Returns the PTX text.
+
+    Workaround: this needs no driver only because every device function in the cuda
+    module is declared ``inline=True`` (``render``'s cuda style). A device function
+    that is not makes numba-cuda 0.30.4 ask the driver for the compute capability,
+    which fails without one (``NUMBA_FORCE_CUDA_CC`` does not help). No upstream issue
+    found (searched numba/numba and NVIDIA/numba-cuda issues for ``compile_ptx`` with
+    device functions and the compute capability, 2026-12).
     """
     if targets.simulator_enabled():
         raise RuntimeError("PTX compilation needs the real numba.cuda: unset NUMBA_ENABLE_CUDASIM")

@@ -115,8 +115,8 @@ def _run_host(module, inputs, state, schedule, sigint, bar):
 def _run_cuda(module, inputs, state, schedule, sigint, bar):
     from numba import cuda
 
-    # Workaround: the cuda gufunc cannot broadcast inputs (and the simulator fails on
-    # it), so every input goes to the device at full size.
+    # Workaround: the cuda gufunc cannot broadcast inputs (numba/numba#5640; the
+    # simulator fails on it too), so every input goes to the device at full size.
     inputs = type(inputs)(*(np.ascontiguousarray(a) for a in inputs))
     d_inputs = type(inputs)(*(cuda.to_device(a) for a in inputs))
     d_state = type(state)(*(cuda.to_device(a) for a in state))

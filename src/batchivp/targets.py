@@ -174,10 +174,11 @@ def apply_simulator_workarounds():
 
     Workaround: ``guvectorize(target="cuda")`` calls ``numba.cuda.is_cuda_array``,
     which the simulator module lacks in numba-cuda 0.30 (its ``api.py`` defines it,
-    ``simulator/api.py`` does not). We give it the simulator's own test for a device
-    array (``FakeCUDAArray`` has no ``__cuda_array_interface__``), so device arrays
-    passed to the gufunc are used in place, as on a GPU. The other gap, broadcasting
-    a gufunc input, is avoided by the host passing full-size arrays to the kernel.
+    ``simulator/api.py`` does not; numba/numba#7505). We give it the simulator's own
+    test for a device array (``FakeCUDAArray`` has no ``__cuda_array_interface__``), so
+    device arrays passed to the gufunc are used in place, as on a GPU. The other gap,
+    broadcasting a gufunc input (numba/numba#5640), is avoided by the host passing
+    full-size arrays to the kernel (``host_loop``).
     """
     if not simulator_enabled():
         return

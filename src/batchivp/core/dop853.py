@@ -144,10 +144,11 @@ def np_maximum(a, b):
 def step_toward(t, direction):
     """``abs(numpy.nextafter(t, direction * inf) - t)`` for finite ``t``.
 
-    Built from ``frexp``/``ldexp``, which numba's CUDA target has (it has no
-    ``nextafter``). With ``t = m * 2**e``, ``0.5 <= |m| < 1``, the spacing of doubles
-    around ``t`` is ``2**(e - 53)``, half that just below a power of two when moving
-    toward zero, and never below the smallest subnormal ``2**-1074``.
+    Built from ``frexp``/``ldexp``, which numba's CUDA target has; it long had no
+    ``nextafter`` (NVIDIA/numba-cuda#99, added by NVIDIA/numba-cuda#543). With
+    ``t = m * 2**e``, ``0.5 <= |m| < 1``, the spacing of doubles around ``t`` is
+    ``2**(e - 53)``, half that just below a power of two when moving toward zero, and
+    never below the smallest subnormal ``2**-1074``.
     """
     if t == 0.0:
         return math.ldexp(1.0, -1074)
