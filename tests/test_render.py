@@ -47,6 +47,19 @@ def test_generated_module_has_header_and_is_written_once(tmp_path, monkeypatch):
     assert path.stat().st_mtime_ns == mtime  # never rewritten: numba's cache keys on it
 
 
+def test_every_inlined_name_is_a_core_function_and_renders_inline():
+    """``render.INLINED`` names functions of the core files, so that renaming one cannot
+    silently drop it from the step's inlined hot path; on cpu each is rendered with the
+    inline decorator (the module is rendered, not compiled)."""
+    core_names = {fn["name"] for fn in render._core_parts()[1]}
+    assert render.INLINED <= core_names, sorted(render.INLINED - core_names)
+    text, _ = render.render_source("cpu", 1, [error_norm])
+    lines = text.splitlines()
+    for name in render.INLINED:
+        at = next(i for i, line in enumerate(lines) if line.startswith(f"def {name}("))
+        assert "inline='always'" in lines[at - 1], name
+
+
 def test_user_names_cannot_clash_with_the_core(target):
     """A right-hand side called ``error_norm`` integrates y' = -k y exactly as expected."""
     res = bi.solve_batch(error_norm, (0.0, 2.0), np.ones((2, 1)), params=np.array([[1.0], [3.0]]),
