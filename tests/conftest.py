@@ -18,6 +18,8 @@ import pytest
 from scipy.integrate import solve_ivp as scipy_solve_ivp
 from scipy.integrate._ivp import common, rk
 
+from batchivp.bench.scipy_ref import ordered_dot
+
 # Every numerical test runs on every target; "cuda" is the simulator unless on a GPU.
 TARGETS = ["cpu", "parallel", pytest.param("cuda", marks=pytest.mark.cuda)]
 
@@ -68,14 +70,6 @@ def _scipy_event(ev, p):
 # ---- scipy's DOP853 with its BLAS sums replaced by sums in index order ----
 # scipy forms stage sums and norms with np.dot / np.linalg.norm, whose order of
 # summation is the BLAS build's; the kernel sums in index order (README, "Exactness").
-
-def ordered_dot(M, w):
-    """``M.T @ w`` for M of shape (s, n), summed over s in index order."""
-    acc = M[0] * w[0]
-    for j in range(1, len(w)):
-        acc = acc + M[j] * w[j]
-    return acc
-
 
 def ordered_norm(x):
     """``numpy.linalg.norm`` summed in index order; for complex ``x`` numpy adds the sum

@@ -16,8 +16,7 @@ from scipy.integrate import DOP853
 
 import batchivp as bi
 from batchivp import Status, models
-
-MU = 398600.4418
+from batchivp.orbit.constants import MU_EARTH as MU
 
 
 eng_lorenz = models.lorenz

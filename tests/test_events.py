@@ -16,10 +16,10 @@ from conftest import scipy_reference
 
 import batchivp as bi
 from batchivp import Status, models
+from batchivp.orbit.constants import R_EARTH
+from batchivp.orbit.constants import MU_EARTH as MU
 
 GRAVITY = 9.81
-MU = 398600.4418
-R_EARTH = 6378.137
 
 
 @bi.rhs

@@ -18,8 +18,7 @@ import batchivp as bi
 from batchivp import models
 from batchivp.bench.batch_cases import BatchCase
 from batchivp.bench.scipy_ref import scipy_reference as stock_scipy_loop
-
-MU = 398600.4418
+from batchivp.orbit.constants import MU_EARTH as MU
 
 
 exact_kepler = models.two_body

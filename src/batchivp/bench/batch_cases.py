@@ -41,15 +41,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate._ivp.ivp import solve_ivp  # scipy's own, even if the name is replaced
 
 import batchivp as bi
 from batchivp import models
+from batchivp.orbit.constants import MU_EARTH, R_EARTH
 
 from .registry import register
-
-MU_EARTH = 398600.4418  # km^3/s^2
-R_EARTH = 6378.137  # km
+from .scipy_ref import scipy_reference
 
 
 kepler = models.two_body
@@ -118,43 +116,6 @@ def lorenz_case(config):
                 sample_indices(n_lorenz, scipy_sample))
 
 
-def scipy_event(ev, p):
-    """A registered event as scipy's ``event(t, y)`` with ``terminal``/``direction``."""
-    func = getattr(ev, "__wrapped__", ev)
-
-    def event(t, y):
-        return func(t, y, p)
-
-    event.terminal, event.direction = ev.terminal, ev.direction
-    return event
-
-
-def run_scipy(case):
-    """The scipy loop over ``case.scipy_idx``: time, nfev, accepted steps, final states."""
-    func = getattr(case.fun, "__wrapped__", case.fun)
-    n = case.y0.shape[1]
-    nfev, nstep, y_final = [], [], []
-    start = time.perf_counter()
-    for i in case.scipy_idx:
-        p = case.params[i]
-
-        def wrapper(t, y, p=p):
-            d = np.empty(n)
-            func(t, y, p, d)
-            return d
-
-        events = [scipy_event(ev, p) for ev in case.events] or None
-        sol = solve_ivp(wrapper, case.t_span, case.y0[i], method="DOP853",
-                        rtol=case.tol, atol=case.tol, events=events)
-        if sol.status < 0:  # loud but not fatal: the nfev check shows its effect
-            print(f"!!! scipy failed on {case.name} problem {i}: {sol.message}")
-        nfev.append(sol.nfev)
-        nstep.append(len(sol.t) - 1)
-        y_final.append(sol.y[:, -1])
-    elapsed = time.perf_counter() - start
-    return elapsed, np.array(nfev), np.array(nstep), np.array(y_final)
-
-
 def run_target(case, target, repeat):
     """(compile/load seconds, best full-batch seconds, last result) on one target."""
     def solve(sl):
@@ -195,8 +156,6 @@ def bench_case(case, config):
     """Rows of the table for one case (scipy first); the scipy row holds the reference.
     ``config``: the targets to time, the repeat and the order of the scipy loop's BLAS
     sums (``config.scipy_blas``, :mod:`.scipy_ref`)."""
-    from .scipy_ref import scipy_reference
-
     engines, repeat = config.targets, default_repeat(config)
     print(f"\n[{case.name}] {len(case.y0)} problems, scipy loop on {len(case.scipy_idx)}", flush=True)
     sp_time, sp_nfev, sp_nstep, sp_y, blas = scipy_reference(case, config.scipy_blas)

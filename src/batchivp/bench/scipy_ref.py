@@ -19,8 +19,11 @@ in a child process started with
 take exactly scipy's steps, and the benchmark fails on any ``nfev`` mismatch. Where the
 order cannot be had (another BLAS, another CPU family), and with ``--scipy-blas stock``,
 scipy runs in this process as it is, and ``nfev`` mismatches are reported, not failed.
-The figures are the same either way: the kernel choice changes the loop's time by about
-1% (6.52 s against 6.57 s for the Kepler loop).
+The figures are the same either way: the kernel choice changes the loop's time within
+the noise (``benchmarks/README.md``, "The scipy loop's BLAS kernel").
+
+The loop itself (:func:`run_scipy`) lives here, so that this module and the cases that
+use it (:mod:`.batch_cases`) import in one direction only.
 """
 
 import ctypes
@@ -29,19 +32,22 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 
 import numpy as np
+from scipy.integrate._ivp.ivp import solve_ivp  # scipy's own, even if the name is replaced
 
 INDEX_ORDER_CORETYPE = "Sandybridge"
 BLAS_CHOICES = ("index", "stock")
 
 
-def _index_order_dot(M, a):
-    """``M @ a`` summed over columns in index order, as batchivp's stage sums."""
-    out = M[:, 0] * a[0]
-    for j in range(1, M.shape[1]):
-        out = out + M[:, j] * a[j]
-    return out
+def ordered_dot(M, w):
+    """``M.T @ w`` for ``M`` of shape (s, n), summed over s in index order, as batchivp's
+    stage sums (and the tests' scipy with index-order sums, ``tests/conftest.py``)."""
+    acc = M[0] * w[0]
+    for j in range(1, len(w)):
+        acc = acc + M[j] * w[j]
+    return acc
 
 
 def blas_sums_in_index_order(ndim, trials=50, seed=0):
@@ -55,10 +61,10 @@ def blas_sums_in_index_order(ndim, trials=50, seed=0):
         K = rng.standard_normal((13, ndim))
         a = rng.standard_normal(13)
         for s in range(1, 14):
-            if not np.array_equal(np.dot(K[:s].T, a[:s]), _index_order_dot(K[:s].T, a[:s])):
+            if not np.array_equal(np.dot(K[:s].T, a[:s]), ordered_dot(K[:s], a[:s])):
                 return False
         x = K[0]
-        if x.dot(x) != _index_order_dot(x[None, :], x)[0]:
+        if x.dot(x) != ordered_dot(x[:, None], x)[0]:
             return False
     return True
 
@@ -77,16 +83,52 @@ def openblas_corename():
     return None
 
 
+def scipy_event(ev, p):
+    """A registered event as scipy's ``event(t, y)`` with ``terminal``/``direction``."""
+    func = getattr(ev, "__wrapped__", ev)
+
+    def event(t, y):
+        return func(t, y, p)
+
+    event.terminal, event.direction = ev.terminal, ev.direction
+    return event
+
+
+def run_scipy(case):
+    """The scipy loop over ``case.scipy_idx`` (a :class:`.batch_cases.BatchCase`): time,
+    nfev, accepted steps, final states."""
+    func = getattr(case.fun, "__wrapped__", case.fun)
+    n = case.y0.shape[1]
+    nfev, nstep, y_final = [], [], []
+    start = time.perf_counter()
+    for i in case.scipy_idx:
+        p = case.params[i]
+
+        def wrapper(t, y, p=p):
+            d = np.empty(n)
+            func(t, y, p, d)
+            return d
+
+        events = [scipy_event(ev, p) for ev in case.events] or None
+        sol = solve_ivp(wrapper, case.t_span, case.y0[i], method="DOP853",
+                        rtol=case.tol, atol=case.tol, events=events)
+        if sol.status < 0:  # loud but not fatal: the nfev check shows its effect
+            print(f"!!! scipy failed on {case.name} problem {i}: {sol.message}")
+        nfev.append(sol.nfev)
+        nstep.append(len(sol.t) - 1)
+        y_final.append(sol.y[:, -1])
+    elapsed = time.perf_counter() - start
+    return elapsed, np.array(nfev), np.array(nstep), np.array(y_final)
+
+
 def scipy_reference(case, blas="index"):
-    """Run the scipy loop of ``case`` (``batch_cases.run_scipy``) with the BLAS order
+    """Run the scipy loop of ``case`` (:func:`run_scipy`) with the BLAS order
     ``blas`` asks for: ``"index"`` (in a child process if needed, see the module
     docstring) or ``"stock"`` (here, as it is).
 
     Returns ``(elapsed, nfev, nstep, y_final, info)``; ``info``: ``index_order`` (the
     order was checked to be index order), ``corename`` and ``where`` (a description).
     """
-    from .batch_cases import run_scipy
-
     if blas not in BLAS_CHOICES:
         raise ValueError(f"blas must be one of {BLAS_CHOICES}, got {blas!r}")
     here = blas_sums_in_index_order(case.y0.shape[1])
@@ -112,9 +154,7 @@ def scipy_reference(case, blas="index"):
 
 
 def _child():
-    """Run ``run_scipy`` on the pickled case from stdin; the results to stdout."""
-    from .batch_cases import run_scipy
-
+    """Run :func:`run_scipy` on the pickled case from stdin; the results to stdout."""
     case = pickle.loads(sys.stdin.buffer.read())
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # run_scipy's prints must not mix with the pickle
