@@ -9,7 +9,7 @@ problems, each solved here.
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,7 +73,6 @@ class BatchResult:
     t_events: object = None
     y_events: object = None
     n_events: object = None
-    extra: dict = field(default_factory=dict, repr=False)
     interrupted: bool = False
 
     @property

@@ -53,3 +53,6 @@ AU = 149597870.7
 # Solar radiation pressure on a perfectly absorbing surface at 1 AU [N/m^2]: the solar
 # flux 1367 W/m^2 divided by the speed of light (Montenbruck & Gill [6]; Vallado [3]).
 SOLAR_PRESSURE_1AU = 4.56e-6
+
+# Seconds in a day of 86,400 SI seconds, the day of Julian dates and Julian centuries.
+SECONDS_PER_DAY = 86400.0

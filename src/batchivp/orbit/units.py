@@ -14,9 +14,10 @@ import sys
 
 import numpy as np
 
-# Seconds from the J2000 epoch (2000-01-01 12:00 TT) in Julian days.
+from .constants import SECONDS_PER_DAY
+
+# The J2000 epoch (2000-01-01 12:00 TT) as a Julian date.
 J2000_JD = 2451545.0
-SECONDS_PER_DAY = 86400.0
 
 
 def _astropy(module):
