@@ -1,7 +1,8 @@
 """The README's snippets run as written: every name a snippet uses is a builtin or is
 defined by it or by a snippet above it (the event snippet continues the first one).
+Its links, and those of the other documentation pages, lead to files of the repository.
 
-A static check, so that it costs nothing; the snippets themselves are run by hand
+Static checks, so that they cost nothing; the snippets themselves are run by hand
 before a change to the README lands (they solve 100,000 problems).
 """
 
@@ -10,7 +11,9 @@ import builtins
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+DOCS = [README, REPO / "docs" / "architecture.md", REPO / "benchmarks" / "README.md"]
 
 
 def _snippets():
@@ -39,3 +42,13 @@ def test_every_name_a_snippet_uses_is_defined():
         known |= _defined(tree)
         used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         assert used <= known, f"README snippet {i + 1} uses {sorted(used - known)} undefined"
+
+
+def test_documentation_links_stay_inside_the_repository():
+    """A relative link resolves to a file of the repository, as it does in a clone."""
+    for page in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("#", "http://", "https://")):
+                continue
+            path = (page.parent / target.split("#")[0]).resolve()
+            assert path.is_relative_to(REPO) and path.exists(), f"{page.name} links {target}"

@@ -1,6 +1,6 @@
 """batchivp: scipy's DOP853 for one problem or millions, on cpu, all cores or CUDA.
 
-Public API (DESIGN.md): :func:`rhs`, :func:`register_rhs`, :func:`event`,
+Public API (docs/architecture.md): :func:`rhs`, :func:`register_rhs`, :func:`event`,
 :func:`register_event`, :func:`solve_batch`, :class:`BatchResult`, :class:`Status`,
 :func:`solve_ivp`
 (a drop-in for ``scipy.integrate.solve_ivp``). The default target comes from ``BATCHIVP_TARGET``

@@ -14,13 +14,13 @@ description [1]_:
   allocation (:func:`new_state`) and size (:func:`state_bytes`).
 
 Roles: an ``input`` is read only; ``state`` is the resumable state of a problem,
-updated in place by each call (numba cannot size output-only core dimensions, so the
-host allocates it; DESIGN.md, point 5); the ``output`` is the gufunc's result (the
-state ``y`` at ``t``), passed in as well and updated in place. The host passes
-exact-dtype contiguous arrays (device arrays on cuda), so the kernel writes into the
-caller's memory. A batch without events passes event arrays of one slot (``e = 1``),
-one without a step record record arrays of one row (``r = 1``), one without dense
-output an interpolant array of one row (``q = 1``).
+updated in place by each call (numba cannot size output-only core dimensions,
+numba/numba#2797, so the host allocates it; docs/architecture.md, point 5); the
+``output`` is the gufunc's result (the state ``y`` at ``t``), passed in as well and
+updated in place. The host passes exact-dtype contiguous arrays (device arrays on
+cuda), so the kernel writes into the caller's memory. A batch without events passes
+event arrays of one slot (``e = 1``), one without a step record record arrays of one
+row (``r = 1``), one without dense output an interpolant array of one row (``q = 1``).
 
 A new kernel argument is one row of :data:`ARGUMENTS` (and a size in
 :func:`core_sizes` for a new dimension letter) plus its use in ``dop853_advance``,

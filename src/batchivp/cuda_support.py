@@ -2,8 +2,8 @@
 
 Everything CUDA-specific that is not generated code lives here, but for the simulator
 workaround the renderer applies before it loads a cuda module
-(:func:`batchivp.targets.apply_simulator_workarounds`; DESIGN.md, "Testing the CUDA
-target without a GPU").
+(:func:`batchivp.targets.apply_simulator_workarounds`; docs/architecture.md, "Testing
+the CUDA target without a GPU").
 """
 
 import glob

@@ -1,6 +1,6 @@
 """Running the compiled kernel over a batch: in one call, or in chunks sized by the host.
 
-The kernel's state is resumable (DESIGN.md, point 5): a problem left
+The kernel's state is resumable (docs/architecture.md, point 5): a problem left
 ``STATUS_RUNNING`` goes on where it stopped when the kernel is called again, bit for
 bit as if it had not stopped, and finished problems return at once. On that one
 mechanism the host builds:

@@ -627,10 +627,10 @@ def compose(kind, source, calls, origin="<composed>"):
     ``calls`` maps each name the source calls to a plain Python function (rendered as a
     helper, with what it calls in turn, as for :func:`adapter`) or to a registered
     :class:`~batchivp.registry.UserFunction` (rendered from its registered source).
-    The helpers must follow the device contract (DESIGN.md, point 1) for the plugin to
-    run on cuda. The result renders on every target; calling it runs ``source`` as
-    Python with the original functions. Raises :class:`Uncompilable` if a callee
-    cannot be rendered.
+    The helpers must follow the device contract (docs/architecture.md, point 1) for the
+    plugin to run on cuda. The result renders on every target; calling it runs
+    ``source`` as Python with the original functions. Raises :class:`Uncompilable` if
+    a callee cannot be rendered.
     """
     helpers, seen, mapping = [], {}, {}
     for name, func in sorted(calls.items()):

@@ -7,7 +7,7 @@ registered with the :func:`rhs` decorator or from a source string with
 roots are the events; it is registered with :func:`event` or :func:`register_event` and
 carries scipy's ``terminal`` and ``direction`` attributes. Registration checks
 everything that would otherwise surface as an error deep inside a generated kernel
-(DESIGN.md, point 3):
+(docs/architecture.md, point 3):
 
 1. the source can be read and parses, and holds one plain ``def``;
 2. the arity (4 for a right-hand side, 3 for an event);

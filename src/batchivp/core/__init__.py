@@ -1,6 +1,6 @@
 """The numerical core: plain Python, rendered into every target's generated module.
 
-Nothing here imports numpy, scipy, jinja or numba (DESIGN.md, layering).
+Nothing here imports numpy, scipy, jinja or numba (docs/architecture.md, layering).
 """
 
 from .checks import check_tableau

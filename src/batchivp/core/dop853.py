@@ -1,6 +1,6 @@
 """DOP853 numerics, written once as plain Python for every target.
 
-Contract (DESIGN.md, point 1), kept by every function in this file:
+Contract (docs/architecture.md, point 1), kept by every function in this file:
 
 1. ``math`` only; arrays are passed in, never allocated; no ``raise`` or ``assert``;
    no default or keyword arguments; no globals but module constants and the

@@ -8,11 +8,11 @@ Two static models for drag:
 - :func:`coesa76_density`: the U.S. Standard Atmosphere 1976 [2]_ tabulated at 51
   altitudes and interpolated linearly in ``log(rho)``.
 
-Both functions follow the core's contract (DESIGN.md, point 1): ``math`` only, no
-allocation, no ``raise``, no default arguments, module constants as tuples of float
-literals, so that a drag model can render them into a kernel. Outside the tables they
-extrapolate the nearest band or segment (below 0 km the first, above the top the
-last); a NaN altitude gives NaN.
+Both functions follow the core's contract (docs/architecture.md, point 1): ``math``
+only, no allocation, no ``raise``, no default arguments, module constants as tuples
+of float literals, so that a drag model can render them into a kernel. Outside the
+tables they extrapolate the nearest band or segment (below 0 km the first, above the
+top the last); a NaN altitude gives NaN.
 
 References
 ----------

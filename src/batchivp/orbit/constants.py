@@ -1,8 +1,9 @@
 """Physical constants for Earth orbits, as plain floats in km, s, kg and rad.
 
-Every name is a plain assignment of a float literal, so that the renderer can stamp
-this file into a generated kernel module like the core's coefficients (DESIGN.md,
-point 2). Units are km, km/s and km^3/s^2 unless the name says otherwise.
+Every name is a plain assignment of a float literal, so that a force model that reads
+one carries its value into the generated kernel module as a constant (the globals of
+a plugin are resolved to values: docs/architecture.md, point 3). Units are km, km/s
+and km^3/s^2 unless the name says otherwise.
 
 References
 ----------

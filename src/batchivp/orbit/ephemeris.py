@@ -16,12 +16,11 @@ about a minute, 0.001 deg of solar motion.
 
 The scalar functions :func:`sun_xyz`, :func:`moon_xyz` (returning a tuple),
 :func:`sun_position`, :func:`moon_position` (writing ``out``) and their helper
-:func:`reduced_angle` follow the core's
-contract (DESIGN.md, point 1: ``math`` only, results written into ``out``, no
-allocation, no ``raise``, no default arguments), so that force models can render them
-into a kernel; they read the module constants below and ``AU`` from
-``orbit.constants``. The ``*_array`` functions are host-side numpy wrappers around
-them and are not for rendering.
+:func:`reduced_angle` follow the core's contract (docs/architecture.md, point 1:
+``math`` only, results written into ``out``, no allocation, no ``raise``, no default
+arguments), so that force models can render them into a kernel; they read the module
+constants below and ``AU`` from ``orbit.constants``. The ``*_array`` functions are
+host-side numpy wrappers around them and are not for rendering.
 
 References
 ----------

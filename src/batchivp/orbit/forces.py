@@ -1,8 +1,8 @@
 """Force models for Cowell propagation: accelerations as plain device functions.
 
 Each model is a plain Python function ``name(t, y, q, dydt)`` following the core's
-contract (DESIGN.md, point 1: ``math`` only, no allocation, no ``raise``): it reads
-the state ``y = (x, y, z, vx, vy, vz)`` [km, km/s] in the Earth-centred inertial
+contract (docs/architecture.md, point 1: ``math`` only, no allocation, no ``raise``):
+it reads the state ``y = (x, y, z, vx, vy, vz)`` [km, km/s] in the Earth-centred inertial
 frame EME2000, the object's own parameters ``q`` (a slice of the problem's parameter
 vector), and **adds** its acceleration [km/s^2] to ``dydt[3:6]``. Models that need
 the date (third bodies, radiation pressure) take ``t`` as TT seconds past J2000;
