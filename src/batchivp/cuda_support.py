@@ -1,4 +1,4 @@
-"""CUDA without a GPU: the simulator workaround, PTX compilation and ptxas resource usage.
+"""CUDA without a GPU: PTX compilation and ptxas resource usage.
 
 Everything CUDA-specific that is not generated code lives here, but for the simulator
 workaround the renderer applies before it loads a cuda module

@@ -216,8 +216,8 @@ def next_budget(budget, done, seconds, target_s=None):
     if target_s is None:  # read at each call: tests change it
         target_s = TARGET_CALL_S
     # Steps per second of the call, less its fixed cost (waking the threads, a launch,
-    # copies: FIXED_CALL_S, about the most measured on a busy machine, benchmarks/
-    # README.md), which would otherwise keep short calls short.
+    # copies: FIXED_CALL_S, about the most measured on a busy machine; see
+    # benchmarks/README.md), which would otherwise keep short calls short.
     working = max(seconds - FIXED_CALL_S, seconds / MAX_FIXED_SHARE, 1e-9)
     wanted = done / working * target_s if done > 0 else math.inf
     return max(1, int(min(max(wanted, budget / MAX_GROWTH), budget * MAX_GROWTH)))
