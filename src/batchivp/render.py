@@ -52,7 +52,8 @@ _TARGET_STYLE = {
     },
     "cuda": {
         # inline=True: compile_ptx works without a driver only when every device
-        # function is inlined (numba-cuda 0.30.4; see DESIGN.md).
+        # function is inlined (numba-cuda 0.30.4; no upstream issue found: see
+        # docs/architecture.md, "Testing the CUDA target without a GPU").
         "device": "@cuda.jit(device=True, inline=True)",
         "inline": "@cuda.jit(device=True, inline=True)",
         "kernel": _GUVECTORIZE + ', target="cuda")',
