@@ -3,10 +3,11 @@
 Same contract as ``dop853.py``. The kernel entry point of every target calls
 :func:`dop853_advance` once per problem and call; it starts a pending problem, then
 takes at most ``icfg[IC_CHUNK_STEPS]`` accepted steps. After each step, in scipy's
-order [1]_: the events (``events.py``), the ``t_eval`` output from the step's
-interpolant (up to the terminating root, if any), and the end test. The interpolant's
-three extra stages are computed at most once a step, and only in steps that need them
-(a ``t_eval`` point or an active event), so ``nfev`` is scipy's.
+order [1]_: the events (:func:`advance_events`, with ``events.py``), the ``t_eval``
+output from the step's interpolant (up to the terminating root, if any) and the step
+record (:func:`advance_output`), and the end test. The interpolant's three extra
+stages are computed at most once a step, and only in steps that need them (a ``t_eval``
+point or an active event), so ``nfev`` is scipy's.
 
 Extra state for ``n_ev`` event slots: ``g`` (event values at the current time),
 ``n_events``, ``t_events``, ``y_events`` (see ``events.py``).
@@ -24,7 +25,7 @@ References
 .. [1] scipy.integrate._ivp.ivp.solve_ivp, the loop after ``solver.step()``.
 """
 
-from .coefficients import N_STAGES, N_STAGES_EXTENDED
+from .coefficients import INTERPOLATOR_POWER, N_STAGES, N_STAGES_EXTENDED
 from .dop853 import (EVENTS_BATCH, FS_H_ABS, FS_T, FS_T_NEW, IC_CHUNK_STEPS,
                      IC_EVENT_BUFFER, IC_EVENT_RULE, IC_HANDLE, IC_MAX_STEPS, IC_N_EVAL,
                      INDEX_CHECKS,
@@ -131,9 +132,6 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
     if istate[IS_STATUS] != STATUS_RUNNING:
         return
     handle = icfg[IC_HANDLE]
-    n_eval = icfg[IC_N_EVAL]
-    max_steps = icfg[IC_MAX_STEPS]
-    max_stored = icfg[IC_EVENT_BUFFER]
     t_bound = tcfg[TC_TF]
     max_step = tcfg[TC_MAX_STEP]
     direction = 1.0
@@ -146,94 +144,144 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
             istate[IS_STATUS] = STATUS_PAUSED
             return
         if t_old == t_bound:
-            # scipy's corner case t0 == tf: finished at once, every t_eval point is y0,
-            # events zero at t0 occur there.
-            while istate[IS_I_EVAL] < n_eval:
-                for i in range(n):
-                    yout[i, istate[IS_I_EVAL]] = y[i]
-                istate[IS_I_EVAL] += 1
-            istate[IS_STATUS] = STATUS_FINISHED
-            if n_ev > 0 and events_at_rest(ecfg, t_old, y, g, n_events, max_stored, t_events,
-                                           y_events, active, n_ev, n):
-                istate[IS_STATUS] = STATUS_EVENT
-            if recording and icfg[IC_RECORD] != RECORD_NONE:
-                # scipy's one "step" of no length (its interpolant is constant).
-                record_row(t_old, y, rec_t, rec_y, istate, n)
+            finish_at_rest(icfg, ecfg, t_old, y, istate, yout, g, n_events, t_events,
+                           y_events, rec_t, rec_y, active, n, n_ev, recording)
             return
-        if istate[IS_NSTEP] >= max_steps:
+        if istate[IS_NSTEP] >= icfg[IC_MAX_STEPS]:
             istate[IS_STATUS] = STATUS_BUDGET
             return
         h = dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
                         fstate, istate, K, y_new, ytmp, n, m)
         if istate[IS_STATUS] != STATUS_RUNNING:
             return
-        t = fstate[FS_T_NEW]
         istate[IS_NSTEP] += 1
         steps_left -= 1
         for i in range(n):
             y_old[i] = y[i]
             y[i] = y_new[i]
             f[i] = K[N_STAGES, i]
-        fstate[FS_T] = t
-        have_dense = False
-        if recording and icfg[IC_RECORD] == RECORD_DENSE:
-            build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
+        fstate[FS_T] = fstate[FS_T_NEW]
+        have_dense = recording != 0 and icfg[IC_RECORD] == RECORD_DENSE
+        if have_dense:
+            record_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, rec_F, istate, n)
             if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                 return
-            have_dense = True
-            row = istate[IS_N_REC]
-            for r in range(7):
-                for i in range(n):
-                    rec_F[row, r, i] = F[r, i]
         stop = STATUS_RUNNING
         if n_ev > 0:
-            nonfinite_fails = icfg[IC_EVENT_RULE] == EVENTS_BATCH
-            finite = event_values(ecfg, t, y, p, g_new, n_ev, istate)
+            stop, have_dense = advance_events(icfg, ecfg, p, t_old, h, y_old, y, f, K, F,
+                                              ytmp, fstate, istate, g, g_new, active, roots,
+                                              n_events, t_events, y_events, have_dense, n,
+                                              n_ev)
             if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                 return
-            if not finite and nonfinite_fails:
-                stop = STATUS_EVENT_NONFINITE
-            else:
-                n_active = find_active_events(g, g_new, ecfg, active, n_ev)
-                if n_active > 0:
-                    if not have_dense:
-                        build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp,
-                                          istate, n)
-                        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-                            return
-                        have_dense = True
-                    last = step_events(ecfg, p, F, y_old, t_old, h, t, n_active, active,
-                                       roots, n_events, max_stored, t_events, y_events,
-                                       ytmp, n, nonfinite_fails, istate)
-                    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-                        return
-                    if last == -2:
-                        stop = STATUS_EVENT_NONFINITE
-                    elif last >= 0:
-                        # A terminal event: the problem ends at its root (scipy's t, y).
-                        stop = STATUS_EVENT
-                        t = roots[last]
-                        dense_eval(F, y_old, t_old, h, t, y, n)
-                        fstate[FS_T] = t
-                for e in range(n_ev):
-                    g[e] = g_new[e]
-        i_eval = istate[IS_I_EVAL]
-        if i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
-            if not have_dense:
-                build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
-                if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-                    return
-            while i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
-                dense_eval(F, y_old, t_old, h, t_eval[i_eval], ytmp, n)
-                for i in range(n):
-                    yout[i, i_eval] = ytmp[i]
-                i_eval += 1
-            istate[IS_I_EVAL] = i_eval
-        if recording and icfg[IC_RECORD] != RECORD_NONE:
-            record_row(fstate[FS_T], y, rec_t, rec_y, istate, n)
+        advance_output(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp,
+                       fstate, istate, yout, rec_t, rec_y, have_dense, n, recording)
+        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+            return
         if stop != STATUS_RUNNING:
             istate[IS_STATUS] = stop
             return
-        if direction * (t - t_bound) >= 0.0:
+        if direction * (fstate[FS_T] - t_bound) >= 0.0:
             istate[IS_STATUS] = STATUS_FINISHED
             return
+
+
+def finish_at_rest(icfg, ecfg, t, y, istate, yout, g, n_events, t_events, y_events, rec_t,
+                   rec_y, active, n, n_ev, recording):
+    """scipy's corner case ``t0 == tf``: finished at once, every ``t_eval`` point is
+    ``y0``, events zero at ``t0`` occur there, and the record gets scipy's one "step" of
+    no length (its interpolant is constant)."""
+    i_eval = istate[IS_I_EVAL]
+    while i_eval < icfg[IC_N_EVAL]:
+        for i in range(n):
+            yout[i, i_eval] = y[i]
+        i_eval += 1
+    istate[IS_I_EVAL] = i_eval
+    istate[IS_STATUS] = STATUS_FINISHED
+    if n_ev > 0 and events_at_rest(ecfg, t, y, g, n_events, icfg[IC_EVENT_BUFFER], t_events,
+                                   y_events, active, n_ev, n):
+        istate[IS_STATUS] = STATUS_EVENT
+    if recording and icfg[IC_RECORD] != RECORD_NONE:
+        record_row(t, y, rec_t, rec_y, istate, n)
+
+
+def record_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, rec_F, istate, n):
+    """The step's interpolant into ``F`` and the record's ``rec_F`` (``RECORD_DENSE``:
+    scipy's ``dense_output=True`` builds it every step). The caller tests the status."""
+    build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
+    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+        return
+    row = istate[IS_N_REC]
+    for r in range(INTERPOLATOR_POWER):
+        for i in range(n):
+            rec_F[row, r, i] = F[r, i]
+
+
+def advance_events(icfg, ecfg, p, t_old, h, y_old, y, f, K, F, ytmp, fstate, istate, g,
+                   g_new, active, roots, n_events, t_events, y_events, have_dense, n, n_ev):
+    """The events of the step just taken, ``[t_old, fstate[FS_T]]`` (scipy's
+    ``find_active_events`` and ``handle_events``); ``g`` moves to the step's end.
+
+    Builds the interpolant into ``F`` when an event is active and ``have_dense`` is
+    False. Returns ``(stop, have_dense)``: ``stop`` is ``STATUS_RUNNING``,
+    ``STATUS_EVENT`` (a terminal event: ``y`` and ``fstate[FS_T]`` are moved to its
+    root) or ``STATUS_EVENT_NONFINITE``; ``have_dense`` whether ``F`` holds the
+    interpolant. The caller tests the status (``STATUS_INDEX`` from an evaluation;
+    ``g`` is then left as it was).
+    """
+    t = fstate[FS_T]
+    nonfinite_fails = icfg[IC_EVENT_RULE] == EVENTS_BATCH
+    stop = STATUS_RUNNING
+    finite = event_values(ecfg, t, y, p, g_new, n_ev, istate)
+    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+        return stop, have_dense
+    if not finite and nonfinite_fails:
+        return STATUS_EVENT_NONFINITE, have_dense
+    n_active = find_active_events(g, g_new, ecfg, active, n_ev)
+    if n_active > 0:
+        if not have_dense:
+            build_interpolant(icfg[IC_HANDLE], t_old, y_old, y, f, h, p, K, F, ytmp, istate,
+                              n)
+            if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+                return stop, have_dense
+            have_dense = True
+        last = step_events(ecfg, p, F, y_old, t_old, h, t, n_active, active, roots,
+                           n_events, icfg[IC_EVENT_BUFFER], t_events, y_events, ytmp, n,
+                           nonfinite_fails, istate)
+        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+            return stop, have_dense
+        if last == -2:
+            stop = STATUS_EVENT_NONFINITE
+        elif last >= 0:
+            # A terminal event: the problem ends at its root (scipy's t, y).
+            stop = STATUS_EVENT
+            t = roots[last]
+            dense_eval(F, y_old, t_old, h, t, y, n)
+            fstate[FS_T] = t
+    for e in range(n_ev):
+        g[e] = g_new[e]
+    return stop, have_dense
+
+
+def advance_output(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp, fstate,
+                   istate, yout, rec_t, rec_y, have_dense, n, recording):
+    """The output of the step just taken, up to ``fstate[FS_T]`` (a terminal event's root,
+    if any): the ``t_eval`` points it passed, from its interpolant (built into ``F``
+    unless ``have_dense``), then its row of the step record. The caller tests the
+    status (``STATUS_INDEX`` from building the interpolant; nothing is then written)."""
+    t = fstate[FS_T]
+    n_eval = icfg[IC_N_EVAL]
+    i_eval = istate[IS_I_EVAL]
+    if i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
+        if not have_dense:
+            build_interpolant(icfg[IC_HANDLE], t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
+            if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+                return
+        while i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
+            dense_eval(F, y_old, t_old, h, t_eval[i_eval], ytmp, n)
+            for i in range(n):
+                yout[i, i_eval] = ytmp[i]
+            i_eval += 1
+        istate[IS_I_EVAL] = i_eval
+    if recording and icfg[IC_RECORD] != RECORD_NONE:
+        record_row(t, y, rec_t, rec_y, istate, n)
