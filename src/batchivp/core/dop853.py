@@ -45,7 +45,7 @@ References
 
 import math
 
-from .coefficients import A, B, C, D, E3, E5, N_STAGES, N_STAGES_EXTENDED
+from .coefficients import A, B, C, D, E3, E5, INTERPOLATOR_POWER, N_STAGES, N_STAGES_EXTENDED
 
 SAFETY = 0.9
 MIN_FACTOR = 0.2
@@ -352,7 +352,7 @@ def dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n, istate):
         F[0, i] = delta_y
         F[1, i] = h * f_old - delta_y
         F[2, i] = 2.0 * delta_y - h * (f[i] + f_old)
-        for r in range(4):
+        for r in range(INTERPOLATOR_POWER - 3):  # D's rows (scipy: F[3:] = h * D @ K)
             acc = 0.0
             for j in range(N_STAGES_EXTENDED):
                 acc += D[r * N_STAGES_EXTENDED + j] * K[j, i]
@@ -364,8 +364,8 @@ def dense_eval(F, y_old, t_old, h, t, out, n):
     x = (t - t_old) / h
     for i in range(n):
         v = 0.0
-        for r in range(7):
-            v += F[6 - r, i]
+        for r in range(INTERPOLATOR_POWER):
+            v += F[INTERPOLATOR_POWER - 1 - r, i]
             if r % 2 == 0:
                 v *= x
             else:
