@@ -9,7 +9,6 @@ while the rest of the batch matches scipy.
 import importlib
 import math
 import textwrap
-import types
 import warnings
 
 import numpy as np
@@ -21,18 +20,16 @@ from batchivp import Status
 from batchivp import bounds, models, orbit, plain, registry, render
 from batchivp.core import access
 from batchivp.core import dop853 as core
+from batchivp.source import Plugin
 
 orbit_propagate = importlib.import_module("batchivp.orbit.propagate")  # the module, not the function
 
 
-def fake_plugin(source, kind="rhs", globals_=None, helpers=None):
+def fake_plugin(source, kind="rhs", globals_=None, helpers=()):
     """A plugin record as the registry makes one, without compiling it."""
     source = textwrap.dedent(source)
     name = source.split("def ", 1)[1].split("(", 1)[0]
-    globals_ = globals_ or {}
-    return types.SimpleNamespace(kind=kind, name=name, source=source, globals_=globals_,
-                                 key=registry.content_key(source + kind, globals_),
-                                 helpers=helpers)
+    return Plugin(kind, name, source, globals_ or {}, helpers)
 
 
 def needs(report):

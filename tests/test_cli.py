@@ -40,7 +40,7 @@ def fake_cache(folder):
             pycache / f"{MODULE}.kernel-120.py311.1.nbc": 5000,
             pycache / f"guf-{MODULE}.dop853_kernel-5.py311.nbi": 300,  # a gufunc wrapper
             folder / f"{MODULE}.lock": 0,  # render's compile lock
-            folder / f"{MODULE}k2h1x9.tmp": 10}  # a write cut short (render._write_once)
+            folder / f"{MODULE}k2h1x9.tmp": 10}  # a write cut short (cache.write_once)
     others = [folder / "notes.txt", folder / "mymodule.py", pycache / "mymodule.cpython-311.pyc",
               folder / "sub" / f"{MODULE}.py"]  # not batchivp's folder: left alone
     for path, size in list(ours.items()) + [(p, 100_000) for p in others]:

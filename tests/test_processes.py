@@ -22,7 +22,7 @@ import scipy.integrate
 from scipy.integrate._ivp.ivp import solve_ivp as scipy_solve_ivp
 
 import batchivp as bi
-from batchivp import ivp, render
+from batchivp import cache, ivp, render
 
 
 def child_env(**extra):
@@ -344,7 +344,7 @@ def _hold_lock(lock_path, seconds):
 def test_a_long_compile_lock_wait_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BATCHIVP_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(render, "_modules", {})
-    monkeypatch.setattr(render, "LOCK_NOTICE_SECONDS", 1.0, raising=False)
+    monkeypatch.setattr(cache, "LOCK_NOTICE_SECONDS", 1.0)
     _, content_hash = render.render_source("python", 1, [proc_decay])
     stem = f"{render.MODULE_PREFIX}python_n1_{content_hash}"
     holder = _hold_lock(tmp_path / f"{stem}.lock", 3.0)

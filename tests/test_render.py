@@ -67,6 +67,42 @@ def test_user_names_cannot_clash_with_the_core(target):
     np.testing.assert_allclose(res.y_final[:, 0], np.exp([-2.0, -6.0]), rtol=1e-8)
 
 
+RATE = 2.0
+
+
+@bi.rhs
+def collide(t, y, p, dydt):
+    """Reads the global ``RATE``, which the module once named ``user_rhs_collide__RATE``."""
+    dydt[0] = -RATE * y[0]
+
+
+@bi.rhs
+def collide__RATE(t, y, p, dydt):
+    """Named so that its rendered name was that of ``collide``'s global ``RATE``."""
+    dydt[0] = -3.0 * y[0]
+
+
+def test_generated_names_cannot_clash_with_each_other(target):
+    """Two right-hand sides in one module, one named like the other's global once was
+    rendered: each integrates its own y' = -k y (k = 2, 3) exactly as expected."""
+    _check_collide(target)
+
+
+def test_generated_names_cannot_clash_with_each_other_in_python():
+    """As above, on the python target (the oracle, run without numba)."""
+    _check_collide("python")
+
+
+def _check_collide(target):
+    text, _ = render.render_source(target, 1, [collide, collide__RATE])
+    names = [name for name in re.findall(r"^(?:def )?(\w+)(?: = |\()", text, flags=re.M)
+             if "collide" in name or "RATE" in name]
+    assert len(names) == 3 and len(set(names)) == 3  # two functions, one constant
+    res = bi.solve_batch([collide, collide__RATE], (0.0, 1.0), np.ones((2, 1)),
+                         fun_index=[0, 1], rtol=1e-10, atol=1e-12, target=target)
+    np.testing.assert_allclose(res.y_final[:, 0], np.exp([-2.0, -3.0]), rtol=1e-8)
+
+
 def test_two_processes_rendering_at_once_agree(tmp_path):
     """Concurrent first use from two processes: both import the same, complete file."""
     script = textwrap.dedent("""

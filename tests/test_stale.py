@@ -23,7 +23,8 @@ import pytest
 
 import batchivp as bi
 from batchivp import plain
-from batchivp.registry import RegistrationError, rename_tokens
+from batchivp.registry import RegistrationError
+from batchivp.source import rename_tokens
 
 A, B = 0.5, 1.5  # the two values of K
 TOL = dict(rtol=1e-10, atol=1e-12)

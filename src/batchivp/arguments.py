@@ -262,8 +262,9 @@ def progress(value):
 
 
 def functions(fun, fun_index):
-    """The right-hand sides (current versions) and each problem's dispatcher handle,
-    ``(1,)`` or ``(N,)`` (``fun_index``'s length is checked against ``N`` by its rule)."""
+    """The right-hand sides (current versions) and each problem's position in them,
+    ``(1,)`` or ``(N,)`` (``fun_index``'s length is checked against ``N`` by its rule).
+    The dispatcher handles come from the module once it is loaded (:func:`handles`)."""
     funs = list(fun) if isinstance(fun, (list, tuple)) else [fun]
     if not funs:
         raise ValueError("fun must name at least one right-hand side")
@@ -283,9 +284,7 @@ def functions(fun, fun_index):
         raise ValueError(f"fun_index must be a 1-D array of integers, got dtype {idx.dtype} shape {idx.shape}")
     if idx.size and (idx.min() < 0 or idx.max() >= len(funs)):
         raise ValueError(f"fun_index values must lie in [0, {len(funs) - 1}] (positions in fun)")
-    # Dispatcher handles are positions in the deduplicated plugin set.
-    unique, positions = render.unique_functions(funs)
-    return unique, np.array(positions, dtype=np.int64)[idx]
+    return funs, idx
 
 
 def events(value):
@@ -309,13 +308,22 @@ def events(value):
                 f"{item!r}; decorate it, as in '@batchivp.event(terminal=True) "
                 "def hit(t, y, p): return y[0]'")
     slots = [item.current() for item in slots]  # values it reads changed: render anew
-    _, handles = render.unique_functions(slots)
     ecfg = np.zeros((max(len(slots), 1), core_events.ECFG_SIZE), dtype=np.int64)
     for e, item in enumerate(slots):
-        ecfg[e, core_events.EC_HANDLE] = handles[e]
         ecfg[e, core_events.EC_TERMINAL] = item.max_count()
         ecfg[e, core_events.EC_DIRECTION] = np.sign(item.direction)
     return slots, ecfg
+
+
+def handles(module, functions, positions, slots, ecfg):
+    """``(handles, ecfg)``: each problem's right-hand side handle (``functions`` at
+    ``positions``) and ``ecfg`` with each event slot's, as the loaded ``module``
+    numbers them: known once it is loaded, so after every check above."""
+    fun_handles = np.array(render.handles(module, "rhs", functions), dtype=np.int64)
+    ecfg = ecfg.copy()
+    if slots:
+        ecfg[:len(slots), core_events.EC_HANDLE] = render.handles(module, "event", slots)
+    return fun_handles[positions], ecfg
 
 
 def stored_events(max_events, slots):

@@ -197,7 +197,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         return BatchResult(**dask_batch.solve_batch_dask(solve_batch, fun, per_problem, options))
     batch = _validate(fun, **per_problem, **options)
     module = render.load_module(batch.target, batch.ndim, batch.functions, batch.event_slots)
-    inputs, state = _pack(batch)
+    inputs, state = _pack(batch, module)
     interruptible = host_loop.sigint_interceptable()
     interrupted = host_loop.run_kernel(
         module, batch.target, inputs, state, progress=progress, interruptible=interruptible,
@@ -211,8 +211,8 @@ class _Batch:
     (broadcast views where shared) and the options, as the kernel takes them."""
 
     target: str
-    functions: list  # the right-hand sides, deduplicated: handles are positions in it
-    handles: np.ndarray  # (N,)
+    functions: list  # the right-hand sides
+    positions: np.ndarray  # (N,): each problem's in functions
     event_slots: list
     ecfg_row: np.ndarray  # (max(e, 1), ECFG_SIZE)
     n_stored: int  # occurrences stored per event
@@ -243,13 +243,13 @@ def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_st
     """The :class:`_Batch` of a call, or the error naming the first bad argument
     (``arguments.py``), before anything compiles."""
     target = targets.resolve_target(target)
-    functions, handles = arguments.functions(fun, fun_index)
+    functions, positions = arguments.functions(fun, fun_index)
     event_slots, ecfg_row = arguments.events(events)
     n_stored = arguments.stored_events(max_events, event_slots)
     y0_a = arguments.as_float_array(y0, "y0")
     n_prob, ndim = arguments.y0_shape(y0_a.shape)
     arguments.check_finite(y0_a, "y0")
-    arguments.fun_index_shape(handles.shape, n_prob)
+    arguments.fun_index_shape(positions.shape, n_prob)
     span = arguments.span(t_span, n_prob)
     p = arguments.params(params, n_prob)
     # Every index of the user's functions in range for this n and m (the bounds package).
@@ -259,7 +259,7 @@ def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_st
     t_eval_a, n_eval = arguments.t_eval(t_eval, span, n_prob)
     _check_output_fits(n_prob, ndim, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored)
     return _Batch(
-        target=target, functions=functions, handles=np.broadcast_to(handles, (n_prob,)),
+        target=target, functions=functions, positions=np.broadcast_to(positions, (n_prob,)),
         event_slots=event_slots, ecfg_row=ecfg_row, n_stored=n_stored, y0=y0_a, span=span,
         p=p, rtol=rtol_a, atol=atol_a, first_step=first_a, max_step=max_step_a,
         t_eval=t_eval_a, n_eval=n_eval,
@@ -268,15 +268,18 @@ def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_st
         chunk_steps=arguments.positive_int(chunk_steps, "chunk_steps", abi.UNLIMITED_STEPS))
 
 
-def _pack(batch):
-    """The kernel's inputs and a fresh state (``abi.py``) for a validated batch."""
+def _pack(batch, module):
+    """The kernel's inputs and a fresh state (``abi.py``) for a validated batch and its
+    loaded module (which numbers the dispatchers' handles)."""
+    handles, ecfg_row = arguments.handles(module, batch.functions, batch.positions,
+                                          batch.event_slots, batch.ecfg_row)
     tcfg, icfg = abi.pack_config(
         batch.n_prob, t0=batch.span[:, 0], tf=batch.span[:, 1], first_step=batch.first_step,
-        max_step=batch.max_step, handle=batch.handles, n_eval=batch.n_eval,
+        max_step=batch.max_step, handle=handles, n_eval=batch.n_eval,
         max_steps=batch.max_steps, chunk_steps=batch.chunk_steps,
         event_buffer=batch.n_stored, record=core.RECORD_NONE, record_rows=1,
         event_rule=core.EVENTS_BATCH)  # a non-finite event value: status -5
-    ecfg = np.broadcast_to(batch.ecfg_row, (batch.n_prob,) + batch.ecfg_row.shape)
+    ecfg = np.broadcast_to(ecfg_row, (batch.n_prob,) + ecfg_row.shape)
     inputs = abi.Inputs(batch.y0, batch.p, batch.rtol, batch.atol, tcfg, batch.t_eval, icfg,
                         ecfg)
     sizes = abi.core_sizes(batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1],

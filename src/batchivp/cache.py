@@ -1,10 +1,12 @@
-"""The cache folder: where it is, its health, and the files batchivp keeps in it.
+"""The cache folder: where it is, its health, the files batchivp keeps in it, and how
+a generated module gets there and is imported.
 
-:func:`render.load_module` writes each generated module as
-``batchivp_generated_<target>_n<dim>_<hash>.py`` to :func:`cache_dir`, and numba
-keeps the compiled functions of those modules next to them, in ``__pycache__``
-(``*.nbi`` indexes, ``*.nbc`` code; Python may add a ``*.pyc``), or under
-``NUMBA_CACHE_DIR`` when that is set. All of these names begin with
+:func:`import_generated` writes each generated module (rendered by
+:mod:`batchivp.render`) as ``batchivp_generated_<target>_n<dim>_<hash>.py`` to
+:func:`usable_cache_dir`, once, and imports it under a compile lock
+(:func:`compile_lock`); numba keeps the compiled functions of those modules next to
+them, in ``__pycache__`` (``*.nbi`` indexes, ``*.nbc`` code; Python may add a
+``*.pyc``), or under ``NUMBA_CACHE_DIR`` when that is set. All of these names begin with
 :data:`MODULE_PREFIX`, or ``guf-`` and that prefix for the gufunc wrappers;
 compile locks end in ``.lock``. Only such files count as batchivp's: the folder may be
 one the user chose (``BATCHIVP_CACHE_DIR``) and hold other things, which are never
@@ -19,14 +21,18 @@ replaced or removed, with one warning naming it.
 """
 
 import atexit
+import contextlib
 import glob
+import importlib.util
 import os
 import pickle
 import pickletools
 import re
 import shutil
+import sys
 import tempfile
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +40,7 @@ from pathlib import Path
 CACHE_ENV_VAR = "BATCHIVP_CACHE_DIR"
 MODULE_PREFIX = "batchivp_generated_"
 NUMBA_CACHE_SUFFIXES = (".nbi", ".nbc")
+LOCK_NOTICE_SECONDS = 5.0  # a compile-lock wait longer than this says what it waits for
 
 
 def cache_dir():
@@ -110,6 +117,20 @@ def write_atomic(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_once(path, text):
+    """Write ``text`` to ``path`` atomically unless it is already there.
+
+    An existing file is never rewritten: its mtime keys numba's on-disk cache (a
+    damaged one is replaced by :func:`replace_damaged_module`). Two processes
+    rendering at once both write a temporary file and rename it into place; the
+    contents are equal, so either rename wins.
+    """
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)
 
 
 def module_file_intact(path, text):
@@ -234,6 +255,111 @@ def numba_cache_dirs(folder):
             str(folder / "module.py"))
         dirs.append(Path(config.CACHE_DIR) / subpath)
     return dirs
+
+
+# ---- importing a generated module: one process compiles it at a time ----
+
+def import_generated(path, text):
+    """Write (or heal) the generated module ``text`` at ``path`` and import it.
+
+    A file that does not hold ``text`` is damaged (its name is ``text``'s hash) and is
+    replaced (:func:`replace_damaged_module`); numba's cache files that fail to load
+    are removed (:func:`remove_damaged_numba_files`) and the module is compiled again,
+    each with one warning. The module is compiled from ``text``, not from a ``.pyc``:
+    that is one cache file less to go bad.
+    """
+    write_once(path, text)
+    if not module_file_intact(path, text):
+        with compile_lock(path, always=True):
+            if not module_file_intact(path, text):  # else another process healed it
+                replace_damaged_module(path, text)
+    stem, healed = path.stem, set()
+    while True:
+        spec = importlib.util.spec_from_file_location(stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[stem] = module
+        try:
+            with compile_lock(path, always=bool(healed)):
+                exec(compile(text, str(path), "exec", dont_inherit=True), module.__dict__)
+            return module
+        except Exception as exc:
+            del sys.modules[stem]
+            with compile_lock(path, always=True):
+                removed = set(remove_damaged_numba_files(path, exc))
+            if not removed - healed:
+                raise
+            healed |= removed
+        except BaseException:
+            del sys.modules[stem]
+            raise
+
+
+@contextlib.contextmanager
+def compile_lock(path, always=False):
+    """Let one process at a time compile the generated module at ``path``.
+
+    Workaround: numba's disk cache is not safe against processes compiling the same
+    gufunc at once: the kernel's cache files and its wrapper's (``guf-*``) can then come
+    from different processes, and every later load segfaults (numba/numba#10128). Dask
+    workers and parallel test runs on a cold cache do just that. Once the wrapper's
+    index is there the cache is complete and loading needs no lock (unless ``always``:
+    healing a damaged cache). POSIX only (``fcntl``); elsewhere there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    complete = not always and any((path.parent / "__pycache__").glob(f"guf-{path.stem}.*.nbi"))
+    if fcntl is None or complete:
+        yield
+        return
+    lock_path = path.with_suffix(".lock")
+    with open(lock_path, "a+") as handle:
+        _wait_for_lock(fcntl, handle, path, lock_path)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")  # who holds it, for those who wait
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _wait_for_lock(fcntl, handle, path, lock_path):
+    """Take the exclusive lock on ``handle``. A wait longer than
+    :data:`LOCK_NOTICE_SECONDS` prints one line on stderr naming the module, the lock
+    file and the process holding it. Polls (``LOCK_NB``), so Ctrl-C interrupts the
+    wait at once in any thread that gets it."""
+    start, told = time.monotonic(), False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if not told and time.monotonic() - start > LOCK_NOTICE_SECONDS:
+            told = True
+            print(f"batchivp: waiting for {_lock_holder(lock_path)} to finish compiling "
+                  f"{path.name} (lock file {lock_path}); compiles take seconds to minutes",
+                  file=sys.stderr, flush=True)
+        time.sleep(0.05)
+
+
+def _lock_holder(lock_path):
+    """``"process 1234"`` (the pid the holder wrote, if that process runs), else
+    ``"another process"``."""
+    try:
+        pid = int(lock_path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return "another process"
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # it runs, as another user
+    except OSError:
+        return "another process"
+    return f"process {pid}"
 
 
 @dataclass

@@ -304,13 +304,14 @@ class _Problem:
         record = core.RECORD_DENSE if self.dense_output else (
             core.RECORD_STEPS if self.t_eval is None else core.RECORD_NONE)
         rows = FIRST_RECORD_ROWS if record != core.RECORD_NONE else 2
+        slots, ecfg = arguments.events(self.events)
+        handle, ecfg = arguments.handles(module, [self.rhs], 0, slots, ecfg)
         tcfg, icfg = abi.pack_config(
             1, t0=self.t0, tf=self.tf, first_step=self.first_step, max_step=self.max_step,
-            handle=0, n_eval=n_eval, max_steps=abi.UNLIMITED_STEPS,
+            handle=handle, n_eval=n_eval, max_steps=abi.UNLIMITED_STEPS,
             chunk_steps=CHUNK_STEPS or abi.UNLIMITED_STEPS, event_buffer=event_rows,
             record=record, record_rows=rows,
             event_rule=core.EVENTS_SCIPY)  # NaN at a step's end: no sign change
-        _, ecfg = arguments.events(self.events)
         inputs = abi.Inputs(y0[None], self.p[None], self.rtol[None], self.atol[None], tcfg,
                             t_eval[None], icfg, ecfg[None])
         grown = ("rec_t", "rec_y", "rec_F") if record == core.RECORD_DENSE else ("rec_t", "rec_y")
@@ -422,7 +423,7 @@ def _check_indices(rhs, events, n, m):
     problem instead: scipy raises ``IndexError`` from the function if, and only if,
     the integration reaches that index (a branch the trial call did not take)."""
     for plugin in [rhs] + list(events):
-        registered = getattr(plugin, "helpers", None) is None
+        registered = plugin.plugin.registered
         try:
             bounds.check([plugin] if plugin.kind == "rhs" else [],
                          [plugin] if plugin.kind == "event" else [], n, m, IVP_ARGUMENTS)

@@ -19,25 +19,26 @@ everything that would otherwise surface as an error deep inside a generated kern
    time (:mod:`batchivp.bounds`), and fits the dimensions it declares, if any;
 6. numba compiles it on the cpu target (a trial compile).
 
-The renderer later stamps the source into a generated module under a prefixed name,
-with its globals renamed the same way, so user names never clash with the core's.
+Registration makes the function's :class:`batchivp.source.Plugin` record, which the
+renderer stamps into a generated module under a prefixed name, with its globals
+renamed (:func:`batchivp.render.global_name`), so user names never clash with the
+core's or each other's.
 """
 
 import ast
 import builtins
 import hashlib
-import inspect
-import io
 import linecache
 import math
 import numbers
-import symtable
 import textwrap
 import threading
-import tokenize
 import types
 
 import numpy
+
+from . import source as src
+from .source import Plugin, SourceError, Uncompilable, function_source
 
 RHS_ARGS = ("t", "y", "p", "dydt")
 EVENT_ARGS = ("t", "y", "p")
@@ -81,12 +82,18 @@ class RegistrationError(ValueError):
 class UserFunction:
     """A registered user function (see :class:`RhsFunction`, :class:`EventFunction`).
 
+    What is rendered is its :class:`~batchivp.source.Plugin` record (``plugin``); the
+    object adds what the user holds: the Python function, options, declared sizes.
+
     Attributes
     ----------
     name : str
         The function's name (unique in the registry).
     handle : int
-        Stable integer handle, in order of registration.
+        Stable integer handle, in order of registration (-1: not registered).
+    plugin : batchivp.source.Plugin
+        The record the renderer consumes; ``source``, ``globals_``, ``key``,
+        ``origin`` and ``def_line`` are its fields.
     source : str
         The dedented ``def`` without decorators, as it will be rendered.
     globals_ : dict
@@ -97,17 +104,23 @@ class UserFunction:
 
     kind = None
 
-    def __init__(self, name, handle, source, globals_, py_func, origin):
-        self.name = name
+    def __init__(self, plugin, handle, py_func):
+        if plugin.kind != self.kind:
+            raise ValueError(f"a {plugin.kind} record cannot make a {self.kind} function")
+        self.plugin = plugin
         self.handle = handle
-        self.source = source
-        self.globals_ = globals_
         self.py_func = py_func
-        self.origin = origin
-        self.key = content_key(source, globals_)
         self.__doc__ = py_func.__doc__
-        self.__name__ = name
+        self.__name__ = plugin.name
         self.__wrapped__ = py_func
+
+    name = property(lambda self: self.plugin.name)
+    source = property(lambda self: self.plugin.source)
+    globals_ = property(lambda self: self.plugin.globals_)
+    key = property(lambda self: self.plugin.key)
+    origin = property(lambda self: self.plugin.origin)
+    def_line = property(lambda self: self.plugin.def_line)
+    rendered_name = property(lambda self: self.plugin.rendered_name)
 
     def __call__(self, *args):
         return self.py_func(*args)
@@ -121,9 +134,7 @@ class UserFunction:
         stamp = self.__dict__.get("_stamp")
         if stamp is None:  # rendered from a recipe (plain adapters, compose): fixed values
             return self
-        from . import plain
-
-        if plain.fingerprint(self.py_func) == stamp:
+        if src.fingerprint(self.py_func) == stamp:
             return self
         return _refresh(self)
 
@@ -164,13 +175,6 @@ class UserFunction:
             raise RegistrationError(str(exc)) from None
         return other
 
-    @property
-    def rendered_name(self):
-        return f"user_{self.kind}_{self.name}"
-
-    def rendered_global(self, name):
-        return f"user_{self.kind}_{self.name}__{name}"
-
 
 class RhsFunction(UserFunction):
     """A registered right-hand side. Calling it runs the original Python function.
@@ -199,8 +203,8 @@ class EventFunction(UserFunction):
 
     kind = "event"
 
-    def __init__(self, name, handle, source, globals_, py_func, origin):
-        super().__init__(name, handle, source, globals_, py_func, origin)
+    def __init__(self, plugin, handle, py_func):
+        super().__init__(plugin, handle, py_func)
         self.terminal = False
         self.direction = 0.0
 
@@ -239,7 +243,7 @@ def check_event_options(terminal, direction, name):
 
 def content_key(source, globals_):
     """What identifies a registered function's rendered code: its source and globals."""
-    return hashlib.sha256((source + repr(sorted(globals_.items()))).encode()).hexdigest()[:16]
+    return src.digest(source, globals_)
 
 
 _lock = threading.Lock()
@@ -426,16 +430,17 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
     def_source = "\n".join(lines[node.lineno - 1 : node.end_lineno]) + "\n"
     def_source, globals_, stamp = _resolve_values(func, def_source, where)
     trial = _as_rendered(func, def_source, globals_, origin, node.lineno) if globals_ else func
-    globals_.update(_resolve_globals(def_source, name, func_globals, where, set(globals_)))
-
-    candidate = _KINDS[kind](name, -1, def_source, globals_, func, origin)
-    candidate.def_line = _origin_line(origin, node)
-    _check_indices(candidate, where)
+    try:
+        globals_.update(src.resolve_device_globals(def_source, name, func_globals, set(globals_)))
+    except Uncompilable as exc:
+        raise RegistrationError(f"{where}: {exc}") from None
+    record = Plugin(kind, name, def_source, globals_, origin=origin,
+                    def_line=_origin_line(origin, node))
+    _check_indices(record, where)
     with _lock:
         existing = _registry.get(name)
         if existing is not None:
-            candidate_key = candidate.key
-            if existing.kind == kind and existing.key == candidate_key:
+            if existing.kind == kind and existing.key == record.key:
                 if existing.py_func is not func and "_stamp" in existing.__dict__:
                     # The same code defined again (a module imported anew, a script run
                     # again): follow the new function's values from now on.
@@ -456,10 +461,9 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
     with _lock:
         existing = _registry.get(name)
         handle = existing.handle if existing is not None else _counter[0]
-        entry = _KINDS[kind](name, handle, def_source, globals_, func, origin)
-        if existing is not None and existing.key == entry.key:
+        if existing is not None and existing.key == record.key:
             return existing
-        entry.def_line = candidate.def_line
+        entry = _KINDS[kind](record, handle, func)
         entry._stamp = stamp
         entry._registered = (source, func_globals, expected_args)
         if existing is None:
@@ -471,17 +475,15 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
 def _resolve_values(func, def_source, where):
     """``(source, globals_, stamp)``: attribute chains on modules and classes read by
     the function (``cfg.K``, ``Config.K``) written into ``def_source`` as constants of
-    their values now (``batchivp.plain.rendered_source``), and the fingerprint of all
-    values it reads, against which :meth:`UserFunction.current` checks them later."""
-    from . import plain
-
+    their values now (:func:`batchivp.source.rendered_source`), and the fingerprint of
+    all values it reads, against which :meth:`UserFunction.current` checks them later."""
     try:
-        analysis = plain.analyse(func)
+        analysis = src.analyse(func)
         if analysis.source != def_source:  # defensive: both are the def as written
-            raise plain.Uncompilable("its source could not be read twice alike")
-        source, globals_ = plain.rendered_source(func, analysis, [], {}, device=True)
-        stamp = plain.fingerprint(func)
-    except plain.Uncompilable as exc:
+            raise Uncompilable("its source could not be read twice alike")
+        source, globals_ = src.rendered_source(func, analysis, [], {}, device=True)
+        stamp = src.fingerprint(func)
+    except Uncompilable as exc:
         raise RegistrationError(f"{where}: {exc}") from None
     return source, globals_, stamp
 
@@ -554,13 +556,13 @@ def _check_body(node, where, kind, origin):
                                     "on every path ('return <value>')")
 
 
-def _check_indices(candidate, where):
+def _check_indices(record, where):
     """Refuse a function with a use of ``y``, ``p`` or ``dydt`` that can be neither
     bounded nor checked at run time, or an index always outside a slice."""
     from . import bounds
 
     try:
-        bounds.verify(candidate, where)
+        bounds.verify(record, where)
     except bounds.Unverifiable as exc:
         raise RegistrationError(str(exc)) from None
 
@@ -572,160 +574,6 @@ def _origin_line(origin, sub):
     except (IndexError, ValueError):
         return sub.lineno
     return first + sub.lineno - 1
-
-
-def _resolve_globals(def_source, name, func_globals, where, known=()):
-    """Map each global the function reads (other than those ``known``) to something the
-    generated module can hold."""
-    table = symtable.symtable(def_source, "<rhs>", "exec")
-    function_table = next(c for c in table.get_children() if c.get_name() == name)
-    resolved = {}
-    for gname in sorted(function_table.get_globals()):
-        if gname in known:
-            continue
-        if gname in func_globals:
-            value = func_globals[gname]
-        elif hasattr(builtins, gname):
-            continue
-        else:
-            raise RegistrationError(f"{where}: uses the undefined name {gname!r}")
-        if isinstance(value, types.ModuleType):
-            resolved[gname] = ("module", value.__name__)
-        elif isinstance(value, (*_BOOL_TYPES, numbers.Real)) and not isinstance(value, complex):
-            resolved[gname] = ("const", _literal(value))
-        elif isinstance(value, tuple) and all(
-                isinstance(v, (*_BOOL_TYPES, numbers.Real)) and not isinstance(v, complex)
-                for v in value):
-            resolved[gname] = ("const", "(" + "".join(_literal(v) + ", " for v in value) + ")")
-        else:
-            raise RegistrationError(
-                f"{where}: uses the global {gname!r} of type {type(value).__name__}, which "
-                "cannot be carried into the generated kernel; use numbers, tuples of "
-                "numbers or modules such as math, or pass the value through params")
-    return resolved
-
-
-def _literal(value):
-    """A Python literal for a number; inf and NaN as ``math`` constants (``repr`` gives
-    the bare names ``inf``/``nan``, which the generated module does not define)."""
-    if isinstance(value, _BOOL_TYPES):
-        return repr(bool(value))
-    if isinstance(value, numbers.Integral):
-        return repr(int(value))
-    value = float(value)
-    if math.isnan(value):
-        return "math.nan"
-    if math.isinf(value):
-        return "math.inf" if value > 0 else "-math.inf"
-    return repr(value)
-
-
-# ---- the source that defined a function ----
-
-class SourceError(Exception):
-    """A function's defining source cannot be found; the message says why."""
-
-
-def function_source(func):
-    """``(text, filename, first_line, file_text)``: the dedented block of source lines
-    that starts at ``func``'s first line (its first decorator), decorators included,
-    and the whole text it was read from.
-
-    Read through ``linecache`` from the file named in the code object (not through
-    ``inspect.getsource``, which follows ``__wrapped__`` to another function), and
-    checked with :func:`check_defines`.
-    """
-    code = func.__code__
-    filename = code.co_filename
-    lines = linecache.getlines(filename, func.__globals__)
-    if not lines or code.co_firstlineno > len(lines):
-        raise SourceError(f"its source cannot be read (defined in {filename})")
-    file_text = "".join(lines)
-    check_defines(func, file_text)
-    block = inspect.getblock(lines[code.co_firstlineno - 1:])
-    return textwrap.dedent("".join(block)), filename, code.co_firstlineno, file_text
-
-
-def check_defines(func, file_text):
-    """Raise :class:`SourceError` unless ``file_text`` (the text of ``func``'s file as
-    read now) compiles to ``func``'s code at its line: the file may have been edited
-    after ``func`` was defined (a running script changed on disk), and rendering the
-    new text would silently solve another function.
-
-    The whole file is compiled, as when it was imported: the bytecode of a function
-    depends on its context (closures, names bound by imports)."""
-    code = func.__code__
-    try:
-        tree = ast.parse(file_text)
-        if "@pytest_ar" in func.__globals__:  # a test module: pytest rewrote its asserts
-            from _pytest.assertion.rewrite import rewrite_asserts
-
-            rewrite_asserts(tree, file_text.encode(), code.co_filename)
-        module = compile(tree, code.co_filename, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, ImportError):
-        module = None
-    expected = _code_print(code)
-    if module is None or not any(_code_print(found) == expected for found in
-                                 _find_codes(module, code.co_name, code.co_firstlineno)):
-        raise SourceError(
-            f"the text of {code.co_filename} at line {code.co_firstlineno} does not compile "
-            f"to {code.co_name!r}: the file changed since the function was defined (or "
-            "it was defined from another text); re-run the script or re-import the "
-            "module, or pass the source text to batchivp.register_rhs/register_event")
-
-
-def _find_codes(code, name, first_line):
-    """The code objects ``name`` starting at ``first_line`` among the constants of
-    ``code``, at any depth (several lambdas may share a line)."""
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            if const.co_name == name and const.co_firstlineno == first_line:
-                yield const
-            yield from _find_codes(const, name, first_line)
-
-
-def _code_print(code):
-    """What a code object computes, without its positions."""
-    consts = tuple(_code_print(c) if isinstance(c, types.CodeType) else (type(c), repr(c))
-                   for c in code.co_consts)
-    return (code.co_code, code.co_names, code.co_varnames, code.co_freevars,
-            code.co_cellvars, code.co_argcount, code.co_kwonlyargcount,
-            code.co_posonlyargcount, consts)
-
-
-
-def rename_tokens(source, mapping):
-    """Rename the names of ``source`` by ``mapping``: NAME tokens that are read or
-    written, never attribute names (after a dot), keyword-argument names of calls
-    (``f(K=K)`` renames the value only) or parameter names of defs and lambdas."""
-    fixed = _fixed_name_positions(source)
-    out = []
-    previous = None
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if (tok.type == tokenize.NAME and tok.string in mapping
-                and not (previous is not None and previous.type == tokenize.OP and previous.string == ".")
-                and (tok.start[0], len(tok.line[:tok.start[1]].encode())) not in fixed):
-            tok = tok._replace(string=mapping[tok.string])
-        out.append(tok)
-        if tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
-            previous = tok
-    return tokenize.untokenize(out)
-
-
-def _fixed_name_positions(source):
-    """(line, byte column) of the names in ``source`` that are not variables: keyword
-    arguments of calls and parameters of defs and lambdas."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    fixed = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg is not None:
-            fixed.add((node.lineno, node.col_offset))
-        elif isinstance(node, ast.arg):
-            fixed.add((node.lineno, node.col_offset))
-    return fixed
 
 
 def _trial_compile(func, where, kind):

@@ -4,6 +4,7 @@
 import ast
 import threading
 
+from ..source import record_of
 from .flow import UNSET, Assignments, Quiet, bind, bound_names
 from .report import Report, Requirement, Summary, Use
 from .values import (TOP, UNKNOWN_INT, AnyArr, Arr, Iv, Local, Sym, Tup, add, bounded,
@@ -601,14 +602,15 @@ def function_summary(name, display, source, globals_, resolver, same_length=None
 def analyse(plugin):
     """The :class:`Report` of a registered, plain or composed plugin (cached by key).
 
-    ``plugin`` has ``kind``, ``name``, ``source``, ``globals_``, ``key`` and optionally
-    ``helpers`` (rendered by name, see :mod:`batchivp.plain`).
+    ``plugin`` is a :class:`batchivp.source.Plugin` or a function object holding one;
+    its helpers are called by their rendered names.
     """
+    plugin = record_of(plugin)
     with _lock:
         cached = _reports.get(plugin.key)
     if cached is not None:
         return cached
-    helpers = {h.rendered_name: h for h in getattr(plugin, "helpers", None) or ()}
+    helpers = {h.rendered_name: h for h in plugin.helpers}
     summaries = {}
 
     def resolver(stack):
@@ -627,7 +629,7 @@ def analyse(plugin):
     roles = ROLES[plugin.kind]
     same_length = {3: 1} if plugin.kind == "rhs" else {}  # len(dydt) == len(y) == n
     summary = function_summary(plugin.name, display_name(plugin), plugin.source, plugin.globals_,
-                       resolver, same_length, (), getattr(plugin, "def_line", None))
+                       resolver, same_length, (), plugin.def_line)
     requirements = {role: [] for role in roles}
     out_of_view = []
     adapter = plugin.name.startswith(("plain_rhs_", "plain_event_"))
@@ -674,13 +676,8 @@ def root_index(use):
 
 def display_name(plugin):
     """How messages name a plugin: its registered name; for a plain callable's adapter
-    or a composed plugin (which have ``helpers``), the Python function's name."""
-    if getattr(plugin, "helpers", None) is not None:
-        py_func = getattr(plugin, "py_func", None)
-        name = getattr(py_func, "__name__", None)
-        if name:
-            return "lambda" if name == "<lambda>" else name
-    return plugin.name
+    or a composed plugin, the Python function's name (:attr:`Plugin.display`)."""
+    return record_of(plugin).display
 
 
 def verify(plugin, where):
