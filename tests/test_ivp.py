@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import index_order_sums
+from problems import decay, lotka, rotate
 from scipy.integrate import OdeSolution
 from scipy.integrate import solve_ivp as scipy_solve_ivp
 
@@ -37,18 +38,6 @@ def fun_rational(t, y):
 
 def sol_rational(t):
     return np.asarray((t / (t + 10), 10 * t / (t + 10) ** 2))
-
-
-def decay(t, y, k):
-    return -k * y
-
-
-def lotka(t, y, a, b, c, d):
-    return [a * y[0] - b * y[0] * y[1], -c * y[1] + d * y[0] * y[1]]
-
-
-def rotate(t, y, omega):
-    return 1j * omega * y
 
 
 ARENSTORF_MU = 0.012277471

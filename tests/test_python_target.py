@@ -16,6 +16,7 @@ import types
 import numpy as np
 import pytest
 from conftest import index_order_sums, scipy_reference
+from problems import decay, lotka, rotate
 from scipy.integrate import solve_ivp as scipy_solve_ivp
 
 import batchivp as bi
@@ -29,18 +30,6 @@ pytestmark = pytest.mark.filterwarnings("error::batchivp.CompilationWarning")
 
 def oscillator(t, y, k):
     return [y[1], -k * y[0]]
-
-
-def decay(t, y, k):
-    return -k * y
-
-
-def lotka(t, y, a, b, c, d):
-    return [a * y[0] - b * y[0] * y[1], -c * y[1] + d * y[0] * y[1]]
-
-
-def rotate(t, y, omega):
-    return 1j * omega * y
 
 
 def position(t, y, *args):
