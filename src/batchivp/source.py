@@ -36,7 +36,6 @@ class Uncompilable(Exception):
     """A callable that cannot be rendered; the message names the construct."""
 
 
-
 # ---- the record ----
 
 @dataclass(frozen=True)
