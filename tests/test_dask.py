@@ -120,6 +120,8 @@ def explode(block):
 def test_shapes_and_dtypes_checked_without_computing():
     t_span, y0, params = lorenz_batch(10)
     untouchable = da.from_array(y0, chunks=5).map_blocks(explode, dtype=float)
+    times = da.linspace(0.0, 1.0, 5)
+    unknown_length = times[times > 0.5]  # its length is known only when computed
     cases = [
         (dict(y0=untouchable[:, 0]), r"y0 must have shape \(N, n\)"),
         (dict(y0=untouchable.astype(complex)), "y0 is complex"),
@@ -128,6 +130,7 @@ def test_shapes_and_dtypes_checked_without_computing():
         (dict(rtol=da.ones((10, 2))), r"rtol must be a scalar or of shape \(3,\), \(10, 1\) or \(10, 3\)"),
         (dict(t_eval=da.ones((2, 10, 3))), r"t_eval must have shape \(k,\) shared or \(10, k\)"),
         (dict(max_step=da.ones((10, 1))), r"max_step must be a scalar or of shape \(10,\)"),
+        (dict(t_eval=unknown_length), r"t_eval must have shape \(k,\).*got shape \(nan,\)"),
         (dict(fun_index=da.zeros(10)), "fun_index must be a 1-D array of integers"),
         (dict(max_steps=0), "max_steps must be a positive integer"),
         (dict(events=[models.lorenz]), None),

@@ -378,6 +378,17 @@ def test_uncompilable_function_falls_back_to_scipy_with_one_warning():
     assert ours.nfev == ref.nfev
 
 
+def test_fallback_to_scipy_keeps_scipy_tolerances_for_a_complex_state():
+    """A complex state with per-component tolerances, solved by scipy because the
+    function cannot compile: scipy's result, not an error of our tolerance packing."""
+    options = dict(method="DOP853", rtol=[1e-5, 1e-7], atol=[1e-8, 1e-6])
+    with pytest.warns(bi.CompilationWarning, match="'uses_an_object'"):
+        ours = bi.solve_ivp(uses_an_object, (0.0, 1.0), [1.0 + 1j, 2j], **options)
+    ref = scipy_solve_ivp(uses_an_object, (0.0, 1.0), [1.0 + 1j, 2j], **options)
+    np.testing.assert_array_equal(ours.y, ref.y)
+    assert ours.nfev == ref.nfev
+
+
 def test_numba_typing_failure_falls_back_with_the_construct_named():
     def uses_tolist(t, y):
         values = y.tolist()  # numba has no ndarray.tolist

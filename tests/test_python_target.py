@@ -64,6 +64,9 @@ CASES = {
                                          t_eval=np.linspace(4.0, 0.5, 8))),
     "complex-dense": (rotate, (0.0, 3.0), [1.0 + 0.5j, -2j],
                       dict(args=(1.3,), rtol=1e-5, dense_output=True)),
+    "complex-per-component-tolerances": (rotate, (0.0, 3.0), [1.0 + 0.5j, -2j],
+                                         dict(args=(1.3,), rtol=[1e-5, 1e-7],
+                                              atol=[1e-8, 1e-6], dense_output=True)),
     "events-nonterminal-t_eval-dense": (
         oscillator, (0.0, 6.0), [1.0, 0.0],
         dict(args=(4.0,), rtol=1e-5, events=[position, velocity], dense_output=True,

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import batchivp as bi
-from batchivp import plain
+from batchivp import plain, source
 from batchivp.registry import RegistrationError
 from batchivp.source import rename_tokens
 
@@ -173,17 +173,17 @@ def test_fingerprint_covers_chains_defaults_and_array_content(tmp_path, monkeypa
         def rhs(t, y, k=1.0):
             return -k * Config.K * ARR[0] * y
         """)
-    before = plain.fingerprint(module.rhs)
-    assert plain.fingerprint(module.rhs) == before
+    before = source.fingerprint(module.rhs)
+    assert source.fingerprint(module.rhs) == before
     for change, undo in [
             (lambda: setattr(module.Config, "K", 2.0), lambda: setattr(module.Config, "K", 0.5)),
             (lambda: module.ARR.__setitem__(0, 1.0), lambda: module.ARR.__setitem__(0, 0.0)),
             (lambda: setattr(module.rhs, "__defaults__", (3.0,)),
              lambda: setattr(module.rhs, "__defaults__", (1.0,)))]:
         change()
-        assert plain.fingerprint(module.rhs) != before
+        assert source.fingerprint(module.rhs) != before
         undo()
-        assert plain.fingerprint(module.rhs) == before
+        assert source.fingerprint(module.rhs) == before
 
 
 # ---- registered functions through solve_batch ----

@@ -46,7 +46,7 @@ def span_shape(shape, n_prob, ndim=None):
 def params_shape(shape, n_prob, ndim=None):
     """A scalar, ``(m,)`` shared or ``(1 or N, m)``, ``m > 0``."""
     canonical = {0: (1, 1), 1: (1,) + tuple(shape)}.get(len(shape), tuple(shape))
-    if len(canonical) != 2 or canonical[0] not in (1, n_prob) or canonical[1] == 0:
+    if len(canonical) != 2 or canonical[0] not in (1, n_prob) or not canonical[1] > 0:
         raise ValueError(f"params must be a scalar, shape (m,) shared or ({n_prob}, m) per "
                          f"problem, got shape {tuple(shape)}")
     return canonical
@@ -85,7 +85,7 @@ def _scalar_shape(name):
 def t_eval_shape(shape, n_prob, ndim=None):
     """``(k,)`` shared or ``(1 or N, k)``, ``k > 0``."""
     canonical = (1,) + tuple(shape) if len(shape) == 1 else tuple(shape)
-    if len(canonical) != 2 or canonical[0] not in (1, n_prob) or canonical[1] == 0:
+    if len(canonical) != 2 or canonical[0] not in (1, n_prob) or not canonical[1] > 0:
         raise ValueError(f"t_eval must have shape (k,) shared or ({n_prob}, k) per problem, "
                          f"got shape {tuple(shape)}")
     return canonical

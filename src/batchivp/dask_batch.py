@@ -21,7 +21,8 @@ import string
 import numpy as np
 
 from . import arguments
-from .arguments import any_dask, is_dask  # noqa: F401 (batch uses any_dask)
+from .arguments import any_dask, is_dask
+
 
 def solve_batch_dask(solve, fun, per_problem, options):
     """The fields of the lazy :class:`BatchResult` of ``solve(fun, **per_problem,

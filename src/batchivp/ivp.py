@@ -33,7 +33,7 @@ from scipy.integrate._ivp.ivp import OdeResult, prepare_events
 from scipy.integrate._ivp.ivp import solve_ivp as _scipy_solve_ivp
 from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
 
-from . import abi, arguments, bounds, plain, render, targets
+from . import abi, arguments, bounds, plain, render, source, targets
 from .core import dop853 as core
 from .host_loop import OneProblemChunks, run_kernel
 from .registry import EventFunction, RhsFunction
@@ -145,7 +145,7 @@ def _scipy_solve(call):
 
 def _scipy_fallback(call, reason):
     warnings.warn(
-        f"batchivp.solve_ivp cannot compile {plain.describe(call['fun'])}: {reason}; "
+        f"batchivp.solve_ivp cannot compile {source.describe(call['fun'])}: {reason}; "
         "solving with scipy.integrate.solve_ivp instead (same results, scipy's speed). "
         "Register the function with @batchivp.rhs to see the full error.",
         CompilationWarning, stacklevel=3)
@@ -237,13 +237,18 @@ class _Problem:
         self.target = _solve_ivp_target(target)
         self.plain = not isinstance(call["fun"], RhsFunction)
         self._check_kinds(event_list)
-        self.rtol = np.full(self.ndim, rtol, dtype=float)
-        atol_m = np.broadcast_to(np.asarray(atol, dtype=float), (self.m,))
-        self.atol = np.concatenate([atol_m, atol_m]) if self.complex else atol_m.copy()
-        self.first_step = 0.0 if first_step is None else float(first_step)
-        self.max_step = float(max_step)
         self.fallback_reason = self._make_plugins(call, event_list)
+        if self.fallback_reason is None:  # else scipy solves the call, with its own checks
+            self.rtol, self.atol = (self._per_component(tol) for tol in (rtol, atol))
+            self.first_step = 0.0 if first_step is None else float(first_step)
+            self.max_step = float(max_step)
         return self
+
+    def _per_component(self, tol):
+        """A tolerance (scalar or ``(m,)``, scipy's ``validate_tol``) as one value per
+        real component: a complex component's real and imaginary parts share its own."""
+        tol_m = np.broadcast_to(np.asarray(tol, dtype=float), (self.m,))
+        return np.concatenate([tol_m, tol_m]) if self.complex else tol_m.copy()
 
     def _check_kinds(self, event_list):
         """A complex state needs a plain rhs, cuda registered functions."""
@@ -277,7 +282,7 @@ class _Problem:
                     self.plain = True
                     self.events.append(base.with_options(
                         getattr(ev, "terminal", None) or False, getattr(ev, "direction", 0)))
-        except plain.Uncompilable as exc:
+        except source.Uncompilable as exc:
             return str(exc)
         reason = _check_indices(self.rhs, self.events, self.ndim, layout.size)
         if reason is not None:
@@ -452,14 +457,14 @@ def _plain_plugin(func, kind, problem, args, layout, vectorized):
     """The cached adapter plugin of a plain callable (trial call on first use)."""
     if not callable(func):  # scipy's first call of it fails with Python's own words
         raise TypeError(f"'{type(func).__name__}' object is not callable")
-    fingerprint = plain.fingerprint(func)
+    fingerprint = source.fingerprint(func)
     key = (kind, fingerprint, problem.ndim, problem.complex, bool(vectorized),
            layout.expressions)
     cached = _adapters.get(key)
     if cached is None:
         cached = _new_plugin(func, kind, problem, args, layout, vectorized)
         _adapters[key] = cached
-    if isinstance(cached, plain.Uncompilable):
+    if isinstance(cached, source.Uncompilable):
         raise cached
     return cached
 
@@ -472,11 +477,11 @@ def _new_plugin(func, kind, problem, args, layout, vectorized):
     expected = problem.m if kind == "rhs" else 1
     output = plain.output_kind(value, expected, vectorized)
     if output is None:
-        return plain.Uncompilable(
+        return source.Uncompilable(
             f"its value at t0 ({type(value).__name__}"
             f"{' of shape ' + str(np.shape(value)) if hasattr(value, 'shape') else ''}) is not "
             f"{expected} number{'s' if expected > 1 else ''}")
     try:
         return plain.adapter(func, kind, problem.ndim, problem.complex, vectorized, layout, output)
-    except plain.Uncompilable as exc:
+    except source.Uncompilable as exc:
         return exc

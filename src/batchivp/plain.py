@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .registry import EventFunction, RhsFunction
-from .source import (Helper, Plugin, Uncompilable, add_helper, def_name, describe,  # noqa: F401
-                     digest, fingerprint, rename_tokens)  # (fingerprint: for ivp)
+from .source import (Helper, Plugin, Uncompilable, add_helper, def_name, describe, digest,
+                     rename_tokens)
 
 
 # ---- args ----

@@ -19,7 +19,7 @@ from pathlib import Path
 import jinja2
 
 from . import abi, bounds, cache, core, targets
-from .cache import CACHE_ENV_VAR, MODULE_PREFIX, cache_dir  # noqa: F401 (the names render had)
+from .cache import MODULE_PREFIX
 from .source import record_of, rename_tokens
 
 TEMPLATE_NAME = "kernel.py.j2"

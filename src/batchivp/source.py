@@ -198,8 +198,6 @@ def _code_print(code):
             code.co_posonlyargcount, consts)
 
 
-
-
 # ---- renaming ----
 
 def rename_tokens(source, mapping):
@@ -661,7 +659,6 @@ def _value_print(value, depth):
         except Uncompilable:
             return ("object", id(value))
     return ("object", id(value))
-
 
 
 def resolve_device_globals(def_source, name, func_globals, known=()):
