@@ -79,6 +79,7 @@ INLINED = frozenset({
     "stage_state", "rk_step", "error_estimates", "error_norm", "np_maximum", "py_min",
     "py_max", "accepted_factor", "rejected_factor", "step_toward", "dop853_step",
     "dense_eval", "dense_coefficients", "bounds_checked_index", "bounds_checked_read",
+    "output_t_eval",
 })
 
 _lock = threading.Lock()

@@ -5,9 +5,9 @@ Same contract as ``dop853.py``. The kernel entry point of every target calls
 takes at most ``icfg[IC_CHUNK_STEPS]`` accepted steps. After each step, in scipy's
 order [1]_: the events (:func:`advance_events`, with ``events.py``), the ``t_eval``
 output from the step's interpolant (up to the terminating root, if any) and the step
-record (:func:`advance_output`), and the end test. The interpolant's three extra
-stages are computed at most once a step, and only in steps that need them (a ``t_eval``
-point or an active event), so ``nfev`` is scipy's.
+record (:func:`output_t_eval`, :func:`record_row`), and the end test. The
+interpolant's three extra stages are computed at most once a step, and only in steps
+that need them (a ``t_eval`` point or an active event), so ``nfev`` is scipy's.
 
 Extra state for ``n_ev`` event slots: ``g`` (event values at the current time),
 ``n_events``, ``t_events``, ``y_events`` (see ``events.py``).
@@ -108,19 +108,14 @@ def build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n):
 def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, f, yout, g,
                    n_events, t_events, y_events, rec_t, rec_y, rec_F, y, K, F, W, G, active,
                    n, m, n_ev, recording):
-    """Start (if pending) and integrate one problem for at most ``icfg[chunk]`` steps.
-
-    Leaves the status ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED``
-    when the step record is full. The arguments up to ``y`` are the kernel's
-    (``abi.ARGUMENTS``, in its order); ``K``, ``F``, ``W`` (rows ``y_new``, ``y_old``,
-    ``ytmp`` of the state size), ``G`` (rows ``g_new``, ``roots``) and ``active`` (of
-    ``n_ev``) are work arrays (``abi.WORK_ARRAYS``); ``m`` is the number of norm components (``n``, or ``n // 2`` for a complex
-    state). ``recording`` is the module's constant ``RECORDING``: 0 compiles the step
-    record out (batches), so it costs nothing where it is not used.
-
-    Work arrays of one size share ``W`` and ``G``: numba's CUDA inliner cannot inline a
-    call of more than 30 arguments (``abi.MAX_CALL_ARGUMENTS``, checked there).
-    """
+    """Start (if pending) and integrate one problem for at most ``icfg[chunk]`` steps,
+    leaving ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED`` when the
+    step record is full. The arguments up to ``y`` are the kernel's (``abi.ARGUMENTS``,
+    in order), then the work arrays (``abi.WORK_ARRAYS``: ``W`` holds ``y_new``,
+    ``y_old``, ``ytmp`` and ``G`` ``g_new``, ``roots``, so that the call stays under the
+    CUDA inliner's 30 arguments), ``m`` the norm components (``n``, or ``n // 2`` for a
+    complex state) and ``recording`` (the module's ``RECORDING``: 0 compiles the step
+    record out)."""
     y_new = W[0]
     y_old = W[1]
     ytmp = W[2]
@@ -174,10 +169,14 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
                                               n_ev)
             if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                 return
-        advance_output(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp,
-                       fstate, istate, yout, rec_t, rec_y, have_dense, n, recording)
-        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-            return
+        i_eval = istate[IS_I_EVAL]
+        if i_eval < icfg[IC_N_EVAL] and direction * (t_eval[i_eval] - fstate[FS_T]) <= 0.0:
+            output_t_eval(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp,
+                          fstate, istate, yout, have_dense, n)
+            if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+                return
+        if recording and icfg[IC_RECORD] != RECORD_NONE:
+            record_row(fstate[FS_T], y, rec_t, rec_y, istate, n)
         if stop != STATUS_RUNNING:
             istate[IS_STATUS] = stop
             return
@@ -263,25 +262,25 @@ def advance_events(icfg, ecfg, p, t_old, h, y_old, y, f, K, F, ytmp, fstate, ist
     return stop, have_dense
 
 
-def advance_output(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp, fstate,
-                   istate, yout, rec_t, rec_y, have_dense, n, recording):
-    """The output of the step just taken, up to ``fstate[FS_T]`` (a terminal event's root,
-    if any): the ``t_eval`` points it passed, from its interpolant (built into ``F``
-    unless ``have_dense``), then its row of the step record. The caller tests the
-    status (``STATUS_INDEX`` from building the interpolant; nothing is then written)."""
+def output_t_eval(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp, fstate,
+                  istate, yout, have_dense, n):
+    """The ``t_eval`` points the step just taken passed, up to ``fstate[FS_T]`` (a
+    terminal event's root, if any), from its interpolant (built into ``F`` unless
+    ``have_dense``). Called only for a step that passed one: a call every step would
+    cost the cheapest batches about a fifth of their time (``benchmarks/README.md``,
+    "Splitting the driver").
+    The caller tests the status (``STATUS_INDEX`` from building the interpolant;
+    nothing is then written)."""
     t = fstate[FS_T]
     n_eval = icfg[IC_N_EVAL]
     i_eval = istate[IS_I_EVAL]
-    if i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
-        if not have_dense:
-            build_interpolant(icfg[IC_HANDLE], t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
-            if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-                return
-        while i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
-            dense_eval(F, y_old, t_old, h, t_eval[i_eval], ytmp, n)
-            for i in range(n):
-                yout[i, i_eval] = ytmp[i]
-            i_eval += 1
-        istate[IS_I_EVAL] = i_eval
-    if recording and icfg[IC_RECORD] != RECORD_NONE:
-        record_row(t, y, rec_t, rec_y, istate, n)
+    if not have_dense:
+        build_interpolant(icfg[IC_HANDLE], t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
+        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+            return
+    while i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
+        dense_eval(F, y_old, t_old, h, t_eval[i_eval], ytmp, n)
+        for i in range(n):
+            yout[i, i_eval] = ytmp[i]
+        i_eval += 1
+    istate[IS_I_EVAL] = i_eval
