@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -324,38 +325,52 @@ def test_scipy_solve_ivp_replaced_by_batchivp(monkeypatch):
 # ---- the compile lock ------------------------------------------------------------------
 
 HOLD_LOCK = """
-    import fcntl, os, sys, time
+    import fcntl, os, sys
     with open(sys.argv[1], "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0); handle.truncate(); handle.write(f"{os.getpid()}\\n"); handle.flush()
         print("locked", flush=True)
-        time.sleep(float(sys.argv[2]))
+        sys.stdin.readline()  # hold the lock until the test lets go
 """
 
 
-def _hold_lock(lock_path, seconds):
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLD_LOCK), str(lock_path),
-                               str(seconds)], stdout=subprocess.PIPE, text=True)
+def _hold_lock(lock_path):
+    """A process holding the lock at ``lock_path`` until a line is written to its stdin."""
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLD_LOCK), str(lock_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
 
+def _release(holder):
+    if holder.poll() is None:
+        holder.communicate("go\n", timeout=60)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="the compile lock is POSIX only")
 def test_a_long_compile_lock_wait_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
+    """The lock is held until the notice is out (a loaded machine may take seconds to
+    reach the lock: a fixed hold would race it)."""
     monkeypatch.setenv("BATCHIVP_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(render, "_modules", {})
     monkeypatch.setattr(cache, "LOCK_NOTICE_SECONDS", 1.0)
     _, content_hash = render.render_source("python", 1, [proc_decay])
     stem = f"{render.MODULE_PREFIX}python_n1_{content_hash}"
-    holder = _hold_lock(tmp_path / f"{stem}.lock", 3.0)
+    holder = _hold_lock(tmp_path / f"{stem}.lock")
+    loaded = []
+    loader = threading.Thread(target=lambda: loaded.append(_fresh_load()[0]), daemon=True)
+    err, deadline = "", time.monotonic() + 120
     try:
-        start = time.monotonic()
-        module, _ = _fresh_load()
-        waited = time.monotonic() - start
+        loader.start()
+        while "batchivp: waiting" not in err and time.monotonic() < deadline:
+            time.sleep(0.05)
+            err += capsys.readouterr().err
+        assert not loaded  # still waiting for the lock
     finally:
-        holder.wait(timeout=60)
-    assert waited > 1.5 and module.NDIM == 1
-    err = capsys.readouterr().err
+        _release(holder)
+    loader.join(timeout=120)
+    assert loaded and loaded[0].NDIM == 1
+    err += capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("batchivp: waiting")]
     assert len(lines) == 1, err
     assert f"process {holder.pid}" in lines[0] and f"{stem}.py" in lines[0]
@@ -383,7 +398,7 @@ def test_ctrl_c_interrupts_a_compile_lock_wait(tmp_path):
     holder = None
     try:
         content_hash = waiter.stdout.readline().strip()
-        holder = _hold_lock(tmp_path / f"{render.MODULE_PREFIX}python_n1_{content_hash}.lock", 60)
+        holder = _hold_lock(tmp_path / f"{render.MODULE_PREFIX}python_n1_{content_hash}.lock")
         waiter.stdin.write("go\n")
         waiter.stdin.flush()
         time.sleep(2.0)
