@@ -70,16 +70,17 @@ def test_pack_config_puts_each_field_at_its_core_index():
     tcfg, icfg = abi.pack_config(
         2, t0=[0.0, 1.0], tf=5.0, first_step=0.0, max_step=np.inf, handle=[1, 0], n_eval=3,
         max_steps=abi.UNLIMITED_STEPS, chunk_steps=10, event_buffer=4,
-        record=core.RECORD_STEPS, record_rows=8, event_rule=core.EVENTS_SCIPY)
+        record=core.RECORD_STEPS, record_rows=8, event_rule=core.EVENTS_SCIPY, n_events=2)
     assert tcfg[:, core.TC_T0].tolist() == [0.0, 1.0] and tcfg[1, core.TC_TF] == 5.0
     assert tcfg[0, core.TC_MAX_STEP] == np.inf
     assert icfg.dtype == np.int64 and icfg[:, core.IC_HANDLE].tolist() == [1, 0]
     assert icfg[0, core.IC_MAX_STEPS] == abi.UNLIMITED_STEPS and icfg[1, core.IC_CHUNK_STEPS] == 10
     assert icfg[0, core.IC_RECORD_ROWS] == 8 and icfg[0, core.IC_EVENT_RULE] == core.EVENTS_SCIPY
+    assert icfg[1, core.IC_N_EVENTS] == 2
 
 
 def test_pack_config_refuses_a_missing_or_unknown_field():
     with pytest.raises(TypeError, match=r"\['handle', 'typo'\]"):
         abi.pack_config(1, t0=0.0, tf=1.0, first_step=0.0, max_step=1.0, typo=1, n_eval=0,
                         max_steps=1, chunk_steps=1, event_buffer=1, record=0, record_rows=1,
-                        event_rule=0)
+                        event_rule=0, n_events=0)

@@ -133,7 +133,8 @@ HEAL_SCRIPT = """
 
 @pytest.fixture(scope="module")
 def healthy_cache(tmp_path_factory):
-    """A cache folder holding the compiled cpu module of HEAL_SCRIPT, and its answer."""
+    """A cache folder holding the compiled cpu kernel and function of HEAL_SCRIPT, and its
+    answer."""
     folder = tmp_path_factory.mktemp("healthy-cache")
     proc = run_child(HEAL_SCRIPT, timeout=600, BATCHIVP_CACHE_DIR=str(folder))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -156,10 +157,12 @@ def _damage(path, how):
 
 
 @pytest.mark.parametrize("file, how", [
-    ("module", "truncated"),  # the generated .py
+    ("module", "truncated"),  # the generated .py of the (linked) kernel
     ("kernel index", "empty"),  # numba's .nbi of the kernel
     ("kernel data", "truncated"),  # its .nbc
     ("wrapper data", "garbage"),  # the .nbc of the gufunc's wrapper, same length
+    ("function module", "truncated"),  # the .py of the user's function alone
+    ("function data", "garbage"),  # the .nbc of its C function
 ])
 def test_a_damaged_cache_file_heals_in_the_next_process(healthy_cache, tmp_path, file, how):
     """Each later process used to fail (EOFError, UnpicklingError, AttributeError...):
@@ -169,7 +172,9 @@ def test_a_damaged_cache_file_heals_in_the_next_process(healthy_cache, tmp_path,
     folder = tmp_path / "cache"
     shutil.copytree(source, folder)
     pycache = folder / "__pycache__"
-    path = {"module": lambda: _one(folder, "batchivp_generated_cpu_*.py"),
+    path = {"module": lambda: _one(folder, "batchivp_generated_linked_cpu_*.py"),
+            "function module": lambda: _one(folder, "batchivp_generated_plugin_*.py"),
+            "function data": lambda: _one(pycache, "batchivp_generated_plugin_*.address-*.nbc"),
             "kernel index": lambda: _one(pycache, "batchivp_generated_*.dop853_kernel-*.nbi"),
             "kernel data": lambda: _one(pycache, "batchivp_generated_*.dop853_kernel-*.nbc"),
             "wrapper data": lambda: _one(pycache, "guf-batchivp_generated_*.nbc")}[file]()

@@ -189,7 +189,7 @@ TCFG_FIELDS = dict(t0=core.TC_T0, tf=core.TC_TF, first_step=core.TC_FIRST_STEP,
 ICFG_FIELDS = dict(handle=core.IC_HANDLE, n_eval=core.IC_N_EVAL, max_steps=core.IC_MAX_STEPS,
                    chunk_steps=core.IC_CHUNK_STEPS, event_buffer=core.IC_EVENT_BUFFER,
                    record=core.IC_RECORD, record_rows=core.IC_RECORD_ROWS,
-                   event_rule=core.IC_EVENT_RULE)
+                   event_rule=core.IC_EVENT_RULE, n_events=core.IC_N_EVENTS)
 
 
 def pack_config(n_prob, **values):

@@ -278,7 +278,8 @@ def _pack(batch, module):
         max_step=batch.max_step, handle=handles, n_eval=batch.n_eval,
         max_steps=batch.max_steps, chunk_steps=batch.chunk_steps,
         event_buffer=batch.n_stored, record=core.RECORD_NONE, record_rows=1,
-        event_rule=core.EVENTS_BATCH)  # a non-finite event value: status -5
+        event_rule=core.EVENTS_BATCH,  # a non-finite event value: status -5
+        n_events=len(batch.event_slots))
     ecfg = np.broadcast_to(ecfg_row, (batch.n_prob,) + ecfg_row.shape)
     inputs = abi.Inputs(batch.y0, batch.p, batch.rtol, batch.atol, tcfg, batch.t_eval, icfg,
                         ecfg)

@@ -294,6 +294,12 @@ def import_generated(path, text):
             raise
 
 
+def is_compiled(path):
+    """Whether numba's disk cache holds the kernel of the generated module at ``path``
+    complete: the index of its gufunc wrapper, written last, is there."""
+    return any((path.parent / "__pycache__").glob(f"guf-{path.stem}.*.nbi"))
+
+
 @contextlib.contextmanager
 def compile_lock(path, always=False):
     """Let one process at a time compile the generated module at ``path``.
@@ -309,8 +315,7 @@ def compile_lock(path, always=False):
         import fcntl
     except ImportError:
         fcntl = None
-    complete = not always and any((path.parent / "__pycache__").glob(f"guf-{path.stem}.*.nbi"))
-    if fcntl is None or complete:
+    if fcntl is None or (not always and is_compiled(path)):
         yield
         return
     lock_path = path.with_suffix(".lock")

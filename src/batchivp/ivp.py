@@ -316,7 +316,8 @@ class _Problem:
             handle=handle, n_eval=n_eval, max_steps=abi.UNLIMITED_STEPS,
             chunk_steps=CHUNK_STEPS or abi.UNLIMITED_STEPS, event_buffer=event_rows,
             record=record, record_rows=rows,
-            event_rule=core.EVENTS_SCIPY)  # NaN at a step's end: no sign change
+            event_rule=core.EVENTS_SCIPY,  # NaN at a step's end: no sign change
+            n_events=len(slots))
         inputs = abi.Inputs(y0[None], self.p[None], self.rtol[None], self.atol[None], tcfg,
                             t_eval[None], icfg, ecfg[None])
         grown = ("rec_t", "rec_y", "rec_F") if record == core.RECORD_DENSE else ("rec_t", "rec_y")

@@ -10,19 +10,22 @@ point at a real file.
 """
 
 import ast
+import functools
 import hashlib
 import itertools
+import os
 import sys
 import threading
+import time
+import types
 from pathlib import Path
-
-import jinja2
 
 from . import abi, bounds, cache, core, targets
 from .cache import MODULE_PREFIX
 from .source import record_of, rename_tokens
 
 TEMPLATE_NAME = "kernel.py.j2"
+PLUGIN_TEMPLATE_NAME = "plugin.py.j2"
 CORE_FILES = ("coefficients.py", "dop853.py", "access.py", "events.py", "driver.py")
 
 # Per target: how device functions and the entry point are decorated, and how work
@@ -95,11 +98,12 @@ def template_dir():
     raise FileNotFoundError(f"batchivp's {TEMPLATE_NAME} is missing (looked in {here / 'templates'})")
 
 
-def _core_parts():
-    """Constant assignments and function definitions of the core files, as source text."""
+@functools.lru_cache(maxsize=None)
+def _core_parts(files=CORE_FILES):
+    """Constant assignments and function definitions of the core ``files``, as source text."""
     constants, functions = [], []
     core_dir = Path(core.__file__).resolve().parent
-    for name in CORE_FILES:
+    for name in files:
         text = (core_dir / name).read_text()
         lines = text.splitlines()
         for node in ast.parse(text).body:
@@ -150,35 +154,86 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
     """
     functions = _unique(map(record_of, functions))
     event_functions = _unique(map(record_of, events))
-    style = _TARGET_STYLE[target]
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    template = env.get_template(TEMPLATE_NAME)
-    template_hash = hashlib.sha256(
-        (template_dir() / TEMPLATE_NAME).read_bytes()).hexdigest()[:16]
-    core_constants, core_functions = _core_parts()
     user = _user_parts(functions + event_functions)
-
-    context = dict(
-        template_name=TEMPLATE_NAME, template_hash=template_hash, target=target, ndim=ndim,
-        norm_dim=ndim if norm_dim is None else norm_dim, recording=int(bool(recording)),
-        index_checks=user["index_checks"],
+    return _render_kernel(
+        target, ndim, norm_dim, recording, linked=False, index_checks=user["index_checks"],
         rhs_names=[fn.name for fn in functions], user_imports=user["imports"],
         event_names=[fn.name for fn in event_functions], n_event_slots=len(events),
+        user_constants=user["constants"], user_functions=user["functions"])
+
+
+def render_linked(target, ndim, norm_dim=None):
+    """The text and content hash of the linked module for ``target`` (cpu or parallel)
+    and state dimension ``ndim``: the core with dispatchers that call user functions by
+    address (:mod:`batchivp.linking`), for every plugin set. It keeps a step record
+    when asked (``RECORDING = 1``), checks the status after every user call
+    (``INDEX_CHECKS = 1``), and reads its number of events from ``icfg``."""
+    return _render_kernel(
+        target, ndim, norm_dim, True, linked=True, index_checks=1, rhs_names=[],
+        user_imports=[], event_names=[], n_event_slots=0, user_constants=[],
+        user_functions=[])
+
+
+def _render_kernel(target, ndim, norm_dim, recording, **user):
+    style = _TARGET_STYLE[target]
+    core_constants, core_functions = _core_parts()
+    return _render(
+        TEMPLATE_NAME, target=target, ndim=ndim,
+        norm_dim=ndim if norm_dim is None else norm_dim, recording=int(bool(recording)),
         core_constants=core_constants, core_functions=core_functions,
-        user_constants=user["constants"], user_functions=user["functions"],
         device_decorator=style["device"], kernel_decorator=style["kernel"],
         inline_decorator=style["inline"], inlined=INLINED,
         helper_decorator=style["helper"], target_imports=style["imports"],
         local_array=lambda shape, dtype: style["local"].format(shape=shape, dtype=dtype),
         kernel_parameters=abi.parameters(len("def dop853_kernel(")),
         advance_arguments=abi.advance_arguments(len("    dop853_advance(")),
-        work_arrays=abi.WORK_ARRAYS,
+        work_arrays=abi.WORK_ARRAYS, **user)
+
+
+def render_plugin(plugin):
+    """The text and content hash of the module compiling the one user function
+    ``plugin`` (a record or a function object holding one) as a C function, named
+    ``address``, that linked kernels call (:mod:`batchivp.linking`)."""
+    record = record_of(plugin)
+    user = _user_parts([record])
+    core_constants, _ = _core_parts(("dop853.py",))
+    _, access = _core_parts(("access.py",))
+    signature = "RHS_SIGNATURE" if record.kind == "rhs" else "EVENT_SIGNATURE"
+    return _render(
+        PLUGIN_TEMPLATE_NAME, fn=user["functions"][0], signature=signature,
+        user_imports=user["imports"], user_constants=user["constants"],
+        core_constants=core_constants, core_functions=access)
+
+
+@functools.lru_cache(maxsize=None)
+def _template(name):
+    """The jinja template ``name`` and the first 16 hex digits of its sha256."""
+    import jinja2  # here, not at the top: import batchivp stays quick
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
     )
-    body = template.render(content_hash="@@HASH@@", **context)
+    digest = hashlib.sha256((template_dir() / name).read_bytes()).hexdigest()[:16]
+    return env.get_template(name), digest
+
+
+def _linking_hash():
+    return hashlib.sha256(Path(linking_path()).read_bytes()).hexdigest()[:16]
+
+
+def linking_path():
+    """The source file of :mod:`batchivp.linking`, which linked modules import (its
+    hash is in their header, so a new version renders new modules)."""
+    return Path(__file__).resolve().parent / "linking.py"
+
+
+def _render(template_name, **context):
+    """``(text, content hash)`` of ``template_name`` filled with ``context``."""
+    template, template_hash = _template(template_name)
+    body = template.render(template_name=template_name, template_hash=template_hash,
+                           linking_hash=_linking_hash(), content_hash="@@HASH@@", **context)
     content_hash = hashlib.sha256(body.encode()).hexdigest()[:20]
     return body.replace("@@HASH@@", content_hash), content_hash
 
@@ -233,17 +288,20 @@ def _user_parts(records):
 
 
 def load_module(target, ndim, functions, events=(), norm_dim=None, recording=False):
-    """The imported generated module for this target, dimension and plugin set
-    (arguments: see :func:`render_source`), written to and imported from the cache
-    folder by :func:`batchivp.cache.import_generated`.
+    """The kernel module for this target, dimension and plugin set (arguments: see
+    :func:`render_source`): on cpu and parallel a linked kernel, else (or with
+    ``$BATCHIVP_KERNEL=inlined``) the generated module with the plugins inlined
+    (:func:`kernel_kind`). Same arithmetic, bitwise the same results.
 
     The module's ``PLUGIN_HANDLES`` maps ``"rhs"`` and ``"event"`` to a map of each
-    plugin key to its dispatcher handle in the module (read with :func:`handles`).
+    plugin key to its dispatcher handle in the module (read with :func:`handles`):
+    positions in the inlined module, addresses in a linked kernel.
     """
     functions = _unique(map(record_of, functions))
     events = [record_of(event) for event in events]
     event_functions = _unique(events)
-    key = (target, ndim, norm_dim, bool(recording), tuple(r.key for r in functions),
+    kind = kernel_kind(target)
+    key = (target, kind, ndim, norm_dim, bool(recording), tuple(r.key for r in functions),
            tuple(r.key for r in event_functions), len(events))
     with _lock:
         module = _modules.get(key)
@@ -253,18 +311,110 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
             targets.apply_simulator_workarounds()
         if target == "parallel":
             targets.use_fork_safe_threading_layer()
-        text, content_hash = render_source(target, ndim, functions, events, norm_dim, recording)
-        stem = f"{MODULE_PREFIX}{target}_n{ndim}_{content_hash}"
-        module = sys.modules.get(stem)
-        if module is None:
-            module = cache.import_generated(cache.usable_cache_dir() / f"{stem}.py", text)
-        # Equal text, equal dispatchers: another plugin set rendering the same module
-        # adds its keys to the same handles.
-        table = module.__dict__.setdefault("PLUGIN_HANDLES", {"rhs": {}, "event": {}})
-        for kind, records in (("rhs", functions), ("event", event_functions)):
-            table[kind].update((record.key, handle) for handle, record in enumerate(records))
+        if kind == "linked":
+            module = _linked_kernel(target, ndim, norm_dim, functions, event_functions)
+        else:
+            module = _inlined_module(target, ndim, functions, events, norm_dim, recording)
         _modules[key] = module
         return module
+
+
+def _inlined_module(target, ndim, functions, events, norm_dim, recording):
+    text, content_hash = render_source(target, ndim, functions, events, norm_dim, recording)
+    module = _import(f"{MODULE_PREFIX}{target}_n{ndim}_{content_hash}", text)
+    # Equal text, equal dispatchers: another plugin set rendering the same module
+    # adds its keys to the same handles.
+    table = module.__dict__.setdefault("PLUGIN_HANDLES", {"rhs": {}, "event": {}})
+    for kind, records in (("rhs", functions), ("event", _unique(events))):
+        table[kind].update((record.key, handle) for handle, record in enumerate(records))
+    return module
+
+
+# ---- linked kernels: user functions called by address (batchivp/linking.py) ----
+
+KERNEL_ENV_VAR = "BATCHIVP_KERNEL"  # "auto" (default), "linked" or "inlined"
+KERNEL_KINDS = ("auto", "linked", "inlined")
+LINKED_TARGETS = ("cpu", "parallel")
+
+
+def kernel_kind(target):
+    """``"linked"`` or ``"inlined"``: the kernel that runs plugins on ``target``.
+    Linked on cpu and parallel (``auto``, the default of ``$BATCHIVP_KERNEL``): it
+    compiles the core once per target and dimension and each user function alone, and
+    runs as fast (benchmarks/README.md, "First call"). CUDA has no function pointers,
+    and the python target is the inlined module run as Python: always inlined."""
+    choice = os.environ.get(KERNEL_ENV_VAR, "auto").strip().lower() or "auto"
+    if choice not in KERNEL_KINDS:
+        raise ValueError(f"{KERNEL_ENV_VAR}={choice!r}: expected one of {', '.join(KERNEL_KINDS)}")
+    return "linked" if target in LINKED_TARGETS and choice != "inlined" else "inlined"
+
+
+def _linked_kernel(target, ndim, norm_dim, functions, event_functions):
+    """A module-like object: the linked core's ``dop853_kernel`` and the addresses of the
+    plugins' C functions as their handles."""
+    core_module = linked_core(target, ndim, norm_dim)
+    return types.SimpleNamespace(
+        __name__=core_module.__name__, NDIM=ndim, dop853_kernel=core_module.dop853_kernel,
+        PLUGIN_HANDLES={"rhs": {r.key: plugin_address(r) for r in functions},
+                        "event": {r.key: plugin_address(r) for r in event_functions}})
+
+
+def linked_core(target, ndim, norm_dim=None):
+    """The linked core module of ``target`` and ``ndim``: loaded from the disk cache, or
+    compiled, once per machine, saying so on stderr (it takes seconds)."""
+    text, content_hash = render_linked(target, ndim, norm_dim)
+    stem = f"{MODULE_PREFIX}linked_{target}_n{ndim}_{content_hash}"
+    path = cache.usable_cache_dir() / f"{stem}.py"
+    if stem not in sys.modules and not cache.is_compiled(path):
+        print(f"batchivp: compiling the {target} core for {ndim}-dimensional states, once on "
+              f"this machine (seconds to a minute; `batchivp cache warm` does it ahead of time)",
+              file=sys.stderr, flush=True)
+    return _import(stem, text)
+
+
+def warm(target_names, dims, jobs=None, out=sys.stdout):
+    """Compile (or find compiled) the linked cores of ``target_names`` (cpu, parallel)
+    for the state dimensions ``dims``, ``jobs`` at a time in processes of their own
+    (default: one per core); print one line each. ``batchivp cache warm`` runs it."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    work = [(target, int(ndim)) for target in target_names for ndim in dims]
+    for target, _ in work:
+        if target not in LINKED_TARGETS:
+            raise ValueError(f"cache warm: target {target!r} has no linked core; expected one "
+                             f"of {', '.join(LINKED_TARGETS)} (cuda kernels compile per plugin set)")
+    context = multiprocessing.get_context("spawn")  # numba's state is not fork-safe
+    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=context) as pool:
+        for (target, ndim), (seconds, compiled) in zip(work, pool.map(_warm_one, work)):
+            how = f"compiled in {seconds:.1f} s" if compiled else "already compiled"
+            print(f"{target} core, {ndim}-dimensional states: {how}", file=out, flush=True)
+
+
+def _warm_one(item):
+    target, ndim = item
+    if target == "parallel":
+        targets.use_fork_safe_threading_layer()
+    text, content_hash = render_linked(target, ndim)
+    compiled = not cache.is_compiled(
+        cache.usable_cache_dir() / f"{MODULE_PREFIX}linked_{target}_n{ndim}_{content_hash}.py")
+    start = time.perf_counter()
+    linked_core(target, ndim)
+    return time.perf_counter() - start, compiled
+
+
+def plugin_address(plugin):
+    """The address of ``plugin``'s C function (its module compiled or loaded from the
+    disk cache, once per process)."""
+    text, content_hash = render_plugin(plugin)
+    return _import(f"{MODULE_PREFIX}plugin_{content_hash}", text).address.address
+
+
+def _import(stem, text):
+    module = sys.modules.get(stem)
+    if module is None:
+        module = cache.import_generated(cache.usable_cache_dir() / f"{stem}.py", text)
+    return module
 
 
 def handles(module, kind, plugins):

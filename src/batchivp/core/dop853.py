@@ -100,7 +100,8 @@ IC_EVENT_BUFFER = 4  # entries per event in t_events/y_events
 IC_RECORD = 5  # RECORD_NONE, RECORD_STEPS or RECORD_DENSE
 IC_RECORD_ROWS = 6  # rows of the step record arrays
 IC_EVENT_RULE = 7  # EVENTS_BATCH or EVENTS_SCIPY
-ICFG_SIZE = 8
+IC_N_EVENTS = 8  # event slots in use (the linked kernel's NEVENTS, linking.py)
+ICFG_SIZE = 9
 
 # What a non-finite event value does (``IC_EVENT_RULE``). EVENTS_BATCH (solve_batch): a
 # value that is NaN or inf, at a step's end or in the root search, ends the problem
