@@ -1,6 +1,7 @@
 """The command line: ``python -m batchivp info``, ``cache``, ``bench`` (in subprocesses)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -105,6 +106,39 @@ def test_cache_clear_removes_only_batchivp_files(tmp_path):
         empty = run_cli(args, tmp_path)
         assert empty.stdout == (f"cache folder: {tmp_path}: 0 bytes "
                                 "(0 generated modules, 0 numba cache files)\n")
+
+
+WARM_CHILD = """
+import numpy as np, batchivp as bi
+f = bi.register_rhs("def warm_decay(t, y, p, dydt):\\n    dydt[0] = -y[0]\\n")
+print(bi.solve_batch(f, (0.0, 1.0), np.ones((1, 1)), target="cpu").y_final[0, 0])
+"""
+
+
+def test_cache_warm_compiles_the_core_once_and_a_new_function_then_only_itself(tmp_path):
+    first = run_cli(["cache", "warm", "--targets", "cpu", "--dims", "1"], tmp_path, timeout=900)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("cpu core, 1-dimensional states: compiled in ")
+    again = run_cli(["cache", "warm", "--targets", "cpu", "--dims", "1"], tmp_path, timeout=300)
+    assert again.stdout.startswith("cpu core, 1-dimensional states: already compiled\n")
+    env = {k: v for k, v in os.environ.items() if k != "BATCHIVP_KERNEL"}
+    env["BATCHIVP_CACHE_DIR"] = str(tmp_path)
+    child = subprocess.run([sys.executable, "-c", WARM_CHILD], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 0, child.stderr
+    assert float(child.stdout) == pytest.approx(math.exp(-1.0), rel=1e-5)
+    assert "compiling" not in child.stderr  # the core came from the cache
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--targets", "cuda"], "target 'cuda' has no linked core"),
+    (["--dims", "0"], "dimensions are positive integers"),
+    (["--dims", "three"], "--dims 'three': expected dimensions such as 1-4,6"),
+])
+def test_cache_warm_refuses_what_it_cannot_warm(tmp_path, args, message):
+    done = run_cli(["cache", "warm", *args], tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_bench_quick_writes_json_and_plot_and_the_cache_is_clearable(tmp_path):

@@ -3,7 +3,8 @@
 - ``info``: version, targets usable here (the GPU's name, or why cuda is not usable),
   the default target, the cache folder and its size.
 - ``cache`` (``cache info``): the cache folder and its size; ``cache clear [--dry-run]``
-  deletes batchivp's generated modules and numba's cache of them (:mod:`batchivp.cache`).
+  deletes batchivp's generated modules and numba's cache of them (:mod:`batchivp.cache`);
+  ``cache warm [--targets cpu,parallel] [--dims 1-8]`` compiles the cores ahead of time.
 - ``bench``: the benchmark suite against scipy (:mod:`batchivp.bench`).
 - ``cuda-report``: the cuda kernel compiled to PTX, registers and spills from ptxas.
 """
@@ -53,6 +54,16 @@ def _gpu_name():
 def _cache(args):
     from batchivp import cache
 
+    if args.action == "warm":
+        from batchivp import render
+
+        try:
+            render.warm(args.targets.split(","), _dims(args.dims), jobs=args.jobs)
+        except ValueError as exc:
+            print(f"batchivp: error: {exc}", file=sys.stderr)
+            return 2
+        print(cache.cache_usage().summary())
+        return 0
     if args.action != "clear":
         print(cache.cache_usage().summary())
         return 0
@@ -65,6 +76,21 @@ def _cache(args):
           f"{len(usage.numba_files):,} numba cache files, {len(usage.other_files):,} other files "
           f"in {usage.folder}")
     return 0
+
+
+def _dims(text):
+    """``"1-4,6"`` -> ``[1, 2, 3, 4, 6]``."""
+    dims = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        try:
+            dims.extend(range(int(first), int(last or first) + 1))
+        except ValueError:
+            raise ValueError(f"cache warm: --dims {text!r}: expected dimensions such as "
+                             "1-4,6") from None
+    if not dims or min(dims) < 1:
+        raise ValueError(f"cache warm: --dims {text!r}: dimensions are positive integers")
+    return dims
 
 
 def _bench(args):
@@ -117,6 +143,14 @@ def main(argv=None):
     clear = cache_sub.add_parser("clear", help="delete the generated modules and numba's cache "
                                  "files of them (nothing else in the folder)")
     clear.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
+    warm = cache_sub.add_parser("warm", help="compile the cores of the cpu and parallel targets "
+                                "ahead of time (each once per machine; a new function then "
+                                "compiles in under a second)")
+    warm.add_argument("--targets", default="cpu,parallel", help="comma-separated (default: %(default)s)")
+    warm.add_argument("--dims", default="1-8",
+                      help="state dimensions, e.g. 1-4,6 (default: %(default)s)")
+    warm.add_argument("--jobs", type=int, default=None,
+                      help="compiles at once (default: one per core)")
     bench_help = "the benchmark suite: scipy's DOP853 against each target"
     bench = sub.add_parser("bench", help=bench_help, description=bench_help + " (batchivp.bench)")
     bench.set_defaults(run=_bench)
