@@ -1,5 +1,6 @@
 """Processes, caches and scipy itself: fork after ``parallel``, threads, a damaged or
-unwritable cache folder, a replaced ``scipy.integrate.solve_ivp``, a compile-lock wait.
+unwritable cache folder, a replaced ``scipy.integrate.solve_ivp``, a compile-lock wait,
+what ``import batchivp`` loads.
 
 Whatever can hang, abort or poison a process runs in a child process with a timeout.
 """
@@ -325,6 +326,27 @@ def test_scipy_solve_ivp_replaced_by_batchivp(monkeypatch):
     ref = scipy_solve_ivp(fun, (0.0, 1.0), [1.0, 2.0], method="DOP853", rtol=1e-8)
     assert res.nfev == ref.nfev
     np.testing.assert_array_equal(res.y, ref.y)
+
+
+# ---- import batchivp ---------------------------------------------------------------
+
+IMPORT_SCRIPT = """
+    import json, sys
+    import batchivp
+    print(json.dumps(sorted({name.partition(".")[0] for name in sys.modules})))
+"""
+
+
+@pytest.mark.parametrize("heavy", [
+    "scipy", "numba", "dask",
+    pytest.param("jinja2", marks=pytest.mark.xfail(
+        strict=True, reason="render.py imports jinja2 at module level (issue 15)"))])
+def test_import_batchivp_leaves_the_heavy_libraries_unloaded(heavy):
+    """``import batchivp`` answers at once (issue 15): scipy, numba, jinja2 and dask
+    are imported by the first call that needs them, not by the import."""
+    proc = run_child(IMPORT_SCRIPT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert heavy not in last_json(proc.stdout)
 
 
 # ---- the compile lock ------------------------------------------------------------------

@@ -25,14 +25,9 @@ import os
 import warnings
 
 import numpy as np
-from scipy.integrate._ivp import common as scipy_common
-from scipy.integrate._ivp.base import ConstantDenseOutput, check_arguments
-from scipy.integrate._ivp.ivp import OdeResult, prepare_events
-# scipy's own function, whatever scipy.integrate.solve_ivp is later set to: users
-# replace that name with ours, and our hand-offs to scipy must not come back here.
-from scipy.integrate._ivp.ivp import solve_ivp as _scipy_solve_ivp
-from scipy.integrate._ivp.rk import DOP853, Dop853DenseOutput
 
+# scipy is imported in the functions that use it: scipy.integrate alone takes most of a
+# second to import, and ``import batchivp`` must answer at once (issue 15).
 from . import abi, arguments, bounds, plain, render, source, targets
 from .core import dop853 as core
 from .host_loop import OneProblemChunks, run_kernel
@@ -112,6 +107,7 @@ def solve_ivp(fun, t_span, y0, method="DOP853", t_eval=None, dense_output=False,
 def _is_dop853(method):
     if isinstance(method, str):
         return method == "DOP853"
+    from scipy.integrate._ivp.rk import DOP853
     return method is DOP853
 
 
@@ -137,7 +133,10 @@ def _check_not_nan(value, name):
 def _scipy_solve(call):
     """The call, as given, solved by scipy's ``solve_ivp`` (its own, not the name
     ``scipy.integrate.solve_ivp``, which may be ours)."""
-    return _scipy_solve_ivp(
+    # scipy's own function, whatever scipy.integrate.solve_ivp is set to: users
+    # replace that name with ours, and our hand-offs to scipy must not come back here.
+    from scipy.integrate._ivp.ivp import solve_ivp as scipy_solve_ivp
+    return scipy_solve_ivp(
         call["fun"], call["t_span"], call["y0"], method=call["method"], t_eval=call["t_eval"],
         dense_output=call["dense_output"], events=call["events"],
         vectorized=call["vectorized"], args=call["args"], **call["options"])
@@ -168,6 +167,9 @@ def _scipy_checks(call):
     checks scipy lacks. Returns ``(t0, tf, t_eval, y0, rtol, atol, max_step,
     first_step, event_list)`` (``first_step`` None: selected as scipy does;
     ``event_list`` None without events)."""
+    from scipy.integrate._ivp import common as scipy_common
+    from scipy.integrate._ivp.base import check_arguments
+    from scipy.integrate._ivp.ivp import prepare_events
     t0, tf = map(float, call["t_span"])
     args = call["args"]
     if args is not None:
@@ -392,12 +394,16 @@ class _Problem:
                 count = int(n_events[e])
                 t_ev.append(np.asarray(t_events[e, :count].copy()))
                 y_ev.append(np.asarray(self._state(y_events[e, :count])) if count else np.asarray([]))
+        from scipy.integrate._ivp.ivp import OdeResult
         return OdeResult(t=ts, y=ys, sol=sol, t_events=t_ev, y_events=y_ev,
                          nfev=int(istate[core.IS_NFEV]), njev=0, nlu=0, status=status,
                          message=message, success=status >= 0)
 
     def _solution(self, steps_t, steps_y, rec_F, keep, fstate):
         """scipy's ``OdeSolution`` over the recorded steps' interpolants."""
+        from scipy.integrate._ivp import common as scipy_common
+        from scipy.integrate._ivp.base import ConstantDenseOutput
+        from scipy.integrate._ivp.rk import Dop853DenseOutput
         n_rec = len(steps_t)
         ts, interpolants = [steps_t[0]], []
         for k in range(1, n_rec):
