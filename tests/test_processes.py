@@ -337,10 +337,7 @@ IMPORT_SCRIPT = """
 """
 
 
-@pytest.mark.parametrize("heavy", [
-    "scipy", "numba", "dask",
-    pytest.param("jinja2", marks=pytest.mark.xfail(
-        strict=True, reason="render.py imports jinja2 at module level (issue 15)"))])
+@pytest.mark.parametrize("heavy", ["scipy", "numba", "dask", "jinja2"])
 def test_import_batchivp_leaves_the_heavy_libraries_unloaded(heavy):
     """``import batchivp`` answers at once (issue 15): scipy, numba, jinja2 and dask
     are imported by the first call that needs them, not by the import."""
