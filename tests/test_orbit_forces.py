@@ -173,14 +173,21 @@ def test_force_parameters_are_checked_and_laid_out_per_object():
     assert a.key == b.key
 
 
+def event_value(event, y, forces=(), events=None):
+    """``event`` at ``y`` as propagate runs it: placed among ``events`` (default: alone)
+    after ``forces``, reading the parameter vector propagate builds."""
+    events = [event] if events is None else events
+    p = orbit.parameter_matrix(forces, 1, epoch=0.0, events=events)[0]
+    return orbit.event_functions(forces, events)[events.index(event)](0.0, y, p)
+
+
 def test_event_values_are_altitude_node_and_latitude():
     y = np.array([4000.0, 3000.0, 5000.0, 1.0, 2.0, 3.0])
-    p = np.zeros(1)
     r = np.linalg.norm(y[:3])
-    assert orbit.altitude_below(120.0)(0.0, y, p) == pytest.approx(r - C.R_EARTH - 120.0, rel=1e-15)
-    assert orbit.node_crossing()(0.0, y, p) == 5000.0
+    assert event_value(orbit.altitude_below(120.0), y) == pytest.approx(r - C.R_EARTH - 120.0, rel=1e-15)
+    assert event_value(orbit.node_crossing(), y) == 5000.0
     lat = math.degrees(math.asin(5000.0 / r))
-    assert abs(orbit.latitude_crossing(lat)(0.0, y, p)) < 1e-15
+    assert abs(event_value(orbit.latitude_crossing(lat), y)) < 1e-15
     ev = orbit.altitude_below(100.0)
     assert ev.terminal is True and ev.direction == -1.0
     with pytest.raises(ValueError, match="latitude must lie strictly between"):
