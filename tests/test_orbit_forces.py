@@ -203,7 +203,8 @@ def test_event_thresholds_are_run_time_values_one_code_for_all():
     for make, low, high in [(orbit.altitude_below, 100.0, 120.0),
                             (orbit.altitude_crossing, 150.0, 300.0),
                             (orbit.latitude_crossing, -30.0, 60.0)]:
-        assert make(low).key == make(high).key
+        assert make(low).key != make(high).key  # alone: the value is written in
+        assert make(low).at(1).key == make(high).at(1).key
         placed = [orbit.event_functions(forces, [orbit.node_crossing(), make(h)])[1]
                   for h in (low, high)]
         assert placed[0].key == placed[1].key

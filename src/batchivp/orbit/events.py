@@ -4,10 +4,10 @@ Each factory returns an :class:`OrbitEvent` (a :class:`batchivp.registry.EventFu
 found inside the kernel like any ``@bi.event``) with scipy's ``terminal`` and
 ``direction``. Their values are continuous functions of the state whose zeros are the
 events. Their numbers (an altitude, the sine of a latitude: :attr:`OrbitEvent.values`)
-are run-time values in the parameter vector, never compiled in: the generated code
-depends only on which events are asked for and their order, so a new threshold runs the
-module already compiled. :func:`~batchivp.orbit.propagate` lays ``p`` out and places
-each event's reads (see its module docstring); ``p[0]`` is the epoch (TT seconds past
+are written into an event made alone; :func:`~batchivp.orbit.propagate` places each
+event to read them from the parameter vector instead, so its code depends only on which
+events are asked for and their order, and a new threshold runs the function already
+compiled (see propagate's module docstring for the layout); ``p[0]`` is the epoch (TT seconds past
 J2000), which the shadow events need for the Sun's position (they have
 ``uses_date = True``: ``propagate`` then requires ``epoch=``).
 
@@ -26,15 +26,10 @@ from .units import plain
 __all__ = ["OrbitEvent", "altitude_below", "altitude_crossing", "latitude_crossing",
            "node_crossing", "penumbra", "umbra"]
 
-# Where an event alone reads its values: right after the epoch, as propagate lays out
-# p for no forces and this one event.
-FIRST_VALUE = 1
-
-
 @dataclass(frozen=True)
 class _Kind:
-    """What makes an event's code: its name, body (``{k}``: the index of its first
-    value in ``p``), the plain functions the body calls, its role for propagate."""
+    """What makes an event's code: its name, body (``{0}``, ``{1}``...: its values),
+    the plain functions the body calls, its role for propagate."""
 
     name: str
     body: tuple
@@ -42,25 +37,30 @@ class _Kind:
     role: str = None
     uses_date: bool = False
 
-    def source(self, k):
-        return def_source(self.name, "t, y, p", [line.format(k=k) for line in self.body])
+    def source(self, values, k):
+        """The event's source: reading its values from ``p[k]`` on, or (``k`` None)
+        with the values written in."""
+        terms = [repr(float(v)) if k is None else f"p[{k + i}]" for i, v in enumerate(values)]
+        return def_source(self.name, "t, y, p", [line.format(*terms) for line in self.body])
 
 
 class OrbitEvent(EventFunction):
     """An orbit event, reading its :attr:`values` from ``p[k]``, ``p[k + 1]``, ...
 
-    A factory's event reads them right after the epoch; :func:`~batchivp.orbit.propagate`
-    places each after the forces' parameters. To pass orbit events to
-    :func:`batchivp.solve_batch` yourself, give it
-    ``orbit.event_functions(forces, events)`` and
+    A factory's event has its values written into its code, so it works alone, with
+    any ``p`` (each new value then compiles its own small function);
+    :func:`~batchivp.orbit.propagate` places each after the forces' parameters, where
+    one compiled function serves every value. To do the same with
+    :func:`batchivp.solve_batch`, give it ``orbit.event_functions(forces, events)`` and
     ``orbit.parameter_matrix(forces, n, epoch, events)``.
 
     Attributes
     ----------
     values : tuple of float
         The event's numbers, in the order it reads them (empty for most).
-    k : int
-        The index in ``p`` of the first value (:meth:`at` places it).
+    k : int or None
+        The index in ``p`` of the first value (:meth:`at` places it); None: the values
+        are written in.
     orbit_name, orbit_role, uses_date
         The factory's name, ``"reentry"`` for :func:`altitude_below` (propagate reports
         these as ``reentered``), whether it reads the epoch ``p[0]``.
@@ -80,7 +80,7 @@ class OrbitEvent(EventFunction):
 
 
 def _orbit_event(kind, values, k, terminal, direction):
-    composed = compose("event", kind.source(k), dict(kind.calls),
+    composed = compose("event", kind.source(values, k), dict(kind.calls),
                        origin=f"<batchivp.orbit.events {kind.name}>")
     event = OrbitEvent(composed.plugin, composed.handle, composed.py_func)
     event._kind = kind
@@ -94,7 +94,7 @@ def _orbit_event(kind, values, k, terminal, direction):
 
 def _event(name, body, calls, terminal, direction, values=(), role=None, uses_date=False):
     kind = _Kind(name, tuple(body), tuple(sorted(calls.items())), role, uses_date)
-    return _orbit_event(kind, values, FIRST_VALUE, terminal, direction)
+    return _orbit_event(kind, values, None, terminal, direction)
 
 
 def _finite(value, name, unit):
@@ -110,7 +110,7 @@ def altitude_crossing(altitude, direction=0.0, terminal=False):
     ``direction=-1``: descending through it, ``+1`` ascending, ``0`` both.
     """
     h = _finite(altitude, "altitude", "km")
-    return _event("altitude_crossing", ["return altitude_km(y) - p[{k}]"],
+    return _event("altitude_crossing", ["return altitude_km(y) - {0}"],
                   {"altitude_km": altitude_km}, terminal, direction, values=(h,))
 
 
@@ -119,7 +119,7 @@ def altitude_below(altitude=100.0, terminal=True):
     Karman line). Terminal by default; :func:`propagate` reports these occurrences as
     ``reentered`` and ``t_reentry``."""
     h = _finite(altitude, "altitude", "km")
-    return _event("altitude_below", ["return altitude_km(y) - p[{k}]"],
+    return _event("altitude_below", ["return altitude_km(y) - {0}"],
                   {"altitude_km": altitude_km}, terminal, -1.0, values=(h,), role="reentry")
 
 
@@ -137,7 +137,7 @@ def latitude_crossing(latitude, direction=0.0, terminal=False):
     s = math.sin(math.radians(lat))  # the value is sin(latitude): z / |r| crosses it
     return _event("latitude_crossing", [
         "r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])",
-        "return y[2] / r - p[{k}]",
+        "return y[2] / r - {0}",
     ], {}, terminal, direction, values=(s,))
 
 
