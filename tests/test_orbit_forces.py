@@ -6,6 +6,7 @@ measured by sampling the Sun's disc. No compilation: these run in milliseconds.
 """
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -173,17 +174,59 @@ def test_force_parameters_are_checked_and_laid_out_per_object():
     assert a.key == b.key
 
 
+def event_value(event, y, forces=(), events=None):
+    """``event`` at ``y`` as propagate runs it: placed among ``events`` (default: alone)
+    after ``forces``, reading the parameter vector propagate builds."""
+    events = [event] if events is None else events
+    p = orbit.parameter_matrix(forces, 1, epoch=0.0, events=events)[0]
+    return orbit.event_functions(forces, events)[events.index(event)](0.0, y, p)
+
+
 def test_event_values_are_altitude_node_and_latitude():
     y = np.array([4000.0, 3000.0, 5000.0, 1.0, 2.0, 3.0])
-    p = np.zeros(1)
     r = np.linalg.norm(y[:3])
-    assert orbit.altitude_below(120.0)(0.0, y, p) == pytest.approx(r - C.R_EARTH - 120.0, rel=1e-15)
-    assert orbit.node_crossing()(0.0, y, p) == 5000.0
+    assert event_value(orbit.altitude_below(120.0), y) == pytest.approx(r - C.R_EARTH - 120.0, rel=1e-15)
+    assert event_value(orbit.node_crossing(), y) == 5000.0
     lat = math.degrees(math.asin(5000.0 / r))
-    assert abs(orbit.latitude_crossing(lat)(0.0, y, p)) < 1e-15
+    assert abs(event_value(orbit.latitude_crossing(lat), y)) < 1e-15
     ev = orbit.altitude_below(100.0)
     assert ev.terminal is True and ev.direction == -1.0
     with pytest.raises(ValueError, match="latitude must lie strictly between"):
         orbit.latitude_crossing(90.0)
     with pytest.raises(ValueError, match="no penumbra"):
         orbit.events._shadow_event("penumbra", "cylindrical", -1.0, False, penumbra=True)
+
+
+def test_event_thresholds_are_run_time_values_one_code_for_all():
+    # The generated code names the event and its place, not its threshold: one module.
+    forces = [orbit.J2(), orbit.ExponentialDrag()]
+    for make, low, high in [(orbit.altitude_below, 100.0, 120.0),
+                            (orbit.altitude_crossing, 150.0, 300.0),
+                            (orbit.latitude_crossing, -30.0, 60.0)]:
+        assert make(low).key != make(high).key  # alone: the value is written in
+        assert make(low).at(1).key == make(high).at(1).key
+        placed = [orbit.event_functions(forces, [orbit.node_crossing(), make(h)])[1]
+                  for h in (low, high)]
+        assert placed[0].key == placed[1].key
+    # Each event reads its own value after the forces' and the events' before it.
+    y = np.array([4000.0, 3000.0, 5000.0, 1.0, 2.0, 3.0])
+    r = np.linalg.norm(y[:3])
+    lat = math.degrees(math.asin(5000.0 / r))
+    events = [orbit.altitude_crossing(300.0), orbit.node_crossing(), orbit.latitude_crossing(lat),
+              orbit.altitude_below(120.0)]
+    p = orbit.parameter_matrix(forces, 2, epoch=0.0, events=events)
+    assert p.shape == (2, 1 + 2 + 3)  # epoch, cd, A/M, then the events' values
+    np.testing.assert_allclose(p[:, 3:], [[300.0, 5000.0 / r, 120.0]] * 2, rtol=1e-15)
+    assert event_value(events[0], y, forces, events) == pytest.approx(r - C.R_EARTH - 300.0, rel=1e-15)
+    assert event_value(events[1], y, forces, events) == 5000.0
+    assert abs(event_value(events[2], y, forces, events)) < 1e-15
+    assert event_value(events[3], y, forces, events) == pytest.approx(r - C.R_EARTH - 120.0, rel=1e-15)
+    # Placing keeps what the user set: terminal and direction are options, not code.
+    events[3].terminal = 2
+    placed = orbit.event_functions(forces, events)
+    assert (placed[3].terminal, placed[3].direction) == (2, -1.0)
+    assert (placed[2].terminal, placed[2].direction) == (False, 0.0)
+    # A placed event pickles (to Dask workers) as itself, in its place.
+    again = pickle.loads(pickle.dumps(placed[3]))
+    assert (again.key, again.k, again.values) == (placed[3].key, placed[3].k, (120.0,))
+    assert (again.orbit_role, again.terminal, again.direction) == ("reentry", 2, -1.0)

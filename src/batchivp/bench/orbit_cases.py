@@ -6,7 +6,8 @@ with ``--quick``) propagated for 24 h with J2 and exponential-atmosphere drag (c
 each fragment's own A/M) and a terminal re-entry event at 100 km, at
 rtol = atol = 1e-10 (``orbit.propagate``'s default tolerances are tighter in atol; the
 figure is the same to a few percent). The right-hand side and event are the ones
-``orbit.propagate`` renders (:func:`batchivp.orbit.force_model`), solved by
+``orbit.propagate`` renders (:func:`batchivp.orbit.force_model`,
+:func:`~batchivp.orbit.event_functions`), solved by
 ``solve_batch`` with the per-object parameter vector ``propagate`` builds.
 
 scipy runs ``solve_ivp(method="DOP853")`` on an evenly spread sample of
@@ -34,12 +35,14 @@ def cloud_case(config):
     cloud = orbit.breakup_cloud(r, v, n=n, seed=1)
     drag = orbit.ExponentialDrag(cd=2.2, area_to_mass=cloud.area_to_mass)
     forces = [orbit.J2(), drag]
+    events = [orbit.altitude_below(100.0)]
     rhs = orbit.force_model(forces)
-    params = orbit.parameter_matrix(forces, n)  # (epoch = 0, cd, A/M), as propagate's
+    # (epoch = 0, cd, A/M, 100 km), the event reading its altitude at p[3], as propagate's
+    params = orbit.parameter_matrix(forces, n, events=events)
     y0 = np.concatenate([cloud.r, cloud.v], axis=1)
     sample = config.scipy_sample or (16 if config.quick else 64)
     return BatchCase("orbit", rhs, (0.0, 86400.0), y0, params, 1e-10,
-                     sample_indices(n, sample), (orbit.altitude_below(100.0),))
+                     sample_indices(n, sample), orbit.event_functions(forces, events))
 
 
 def objects_per_second(rows):

@@ -26,11 +26,11 @@ from .constants import (AU, MU_EARTH, MU_MOON, MU_SUN, OMEGA_EARTH, R_EARTH,
 from .elements import ClassicalElements, coe2rv, kepler_propagate, period, rv2coe
 from .ephemeris import (j2000_tt_seconds, moon_position, moon_position_array, sun_position,
                         sun_position_array)
-from .events import (altitude_below, altitude_crossing, latitude_crossing, node_crossing,
-                     penumbra, umbra)
+from .events import (OrbitEvent, altitude_below, altitude_crossing, latitude_crossing,
+                     node_crossing, penumbra, umbra)
 from .forces import (J2, J3, COESA76Drag, ExponentialDrag, Force, SolarRadiationPressure,
                      ThirdBody, UserForce)
-from .propagate import OrbitResult, force_model, parameter_matrix, propagate
+from .propagate import OrbitResult, event_functions, force_model, parameter_matrix, propagate
 
 __all__ = [
     "AU",
@@ -39,12 +39,14 @@ __all__ = [
     "Force",
     "J2",
     "J3",
+    "OrbitEvent",
     "OrbitResult",
     "SolarRadiationPressure",
     "ThirdBody",
     "UserForce",
     "altitude_below",
     "altitude_crossing",
+    "event_functions",
     "force_model",
     "latitude_crossing",
     "node_crossing",

@@ -1,33 +1,100 @@
 """Orbit events for :func:`batchivp.orbit.propagate`: re-entry, nodes, latitudes, shadow.
 
-Each factory returns an event function (a :class:`batchivp.registry.EventFunction`,
+Each factory returns an :class:`OrbitEvent` (a :class:`batchivp.registry.EventFunction`,
 found inside the kernel like any ``@bi.event``) with scipy's ``terminal`` and
 ``direction``. Their values are continuous functions of the state whose zeros are the
-events; thresholds are compiled in (each new threshold renders a new module once).
-They read the parameter vector of :func:`~batchivp.orbit.propagate`: ``p[0]`` is the
-epoch (TT seconds past J2000), which the shadow events need for the Sun's position
-(they have ``uses_date = True``: ``propagate`` then requires ``epoch=``).
+events. Their numbers (an altitude, the sine of a latitude: :attr:`OrbitEvent.values`)
+are written into an event made alone; :func:`~batchivp.orbit.propagate` places each
+event to read them from the parameter vector instead, so its code depends only on which
+events are asked for and their order, and a new threshold runs the function already
+compiled (see propagate's module docstring for the layout); ``p[0]`` is the epoch (TT seconds past
+J2000), which the shadow events need for the Sun's position (they have
+``uses_date = True``: ``propagate`` then requires ``epoch=``).
 
 Altitudes are above the spherical Earth of radius ``R_EARTH`` (6378.137 km), as in
 the drag models; latitudes are geocentric.
 """
 
 import math
+from dataclasses import dataclass
 
 from ..plain import compose, def_source
+from ..registry import EventFunction
 from .forces import R_EARTH, altitude_km, conical_angles, sun_xyz
 from .units import plain
 
-__all__ = ["altitude_below", "altitude_crossing", "latitude_crossing", "node_crossing",
-           "penumbra", "umbra"]
+__all__ = ["OrbitEvent", "altitude_below", "altitude_crossing", "latitude_crossing",
+           "node_crossing", "penumbra", "umbra"]
+
+@dataclass(frozen=True)
+class _Kind:
+    """What makes an event's code: its name, body (``{0}``, ``{1}``...: its values),
+    the plain functions the body calls, its role for propagate."""
+
+    name: str
+    body: tuple
+    calls: tuple = ()
+    role: str = None
+    uses_date: bool = False
+
+    def source(self, values, k):
+        """The event's source: reading its values from ``p[k]`` on, or (``k`` None)
+        with the values written in."""
+        terms = [repr(float(v)) if k is None else f"p[{k + i}]" for i, v in enumerate(values)]
+        return def_source(self.name, "t, y, p", [line.format(*terms) for line in self.body])
 
 
-def _event(name, body, calls, terminal, direction, role=None, uses_date=False):
-    plugin = compose("event", def_source(name, "t, y, p", body), calls, origin=f"<batchivp.orbit.events {name}>")
-    plugin.orbit_role = role
-    plugin.orbit_name = name  # the plugin's own name has a hash appended
-    plugin.uses_date = uses_date  # reads the epoch p[0]
-    return plugin.with_options(terminal, direction)
+class OrbitEvent(EventFunction):
+    """An orbit event, reading its :attr:`values` from ``p[k]``, ``p[k + 1]``, ...
+
+    A factory's event has its values written into its code, so it works alone, with
+    any ``p`` (each new value then compiles its own small function);
+    :func:`~batchivp.orbit.propagate` places each after the forces' parameters, where
+    one compiled function serves every value. To do the same with
+    :func:`batchivp.solve_batch`, give it ``orbit.event_functions(forces, events)`` and
+    ``orbit.parameter_matrix(forces, n, epoch, events)``.
+
+    Attributes
+    ----------
+    values : tuple of float
+        The event's numbers, in the order it reads them (empty for most).
+    k : int or None
+        The index in ``p`` of the first value (:meth:`at` places it); None: the values
+        are written in.
+    orbit_name, orbit_role, uses_date
+        The factory's name, ``"reentry"`` for :func:`altitude_below` (propagate reports
+        these as ``reentered``), whether it reads the epoch ``p[0]``.
+
+    Other attributes: see :class:`batchivp.registry.EventFunction`.
+    """
+
+    def at(self, k):
+        """This event (same values and options) reading its values from ``p[k]`` on."""
+        if k == self.k or not self.values:  # the code of an event without values has no k
+            return self
+        return _orbit_event(self._kind, self.values, k, self.terminal, self.direction)
+
+    # Pickles as what makes it (for Dask workers): the kind, values, place and options.
+    def __reduce__(self):
+        return (_orbit_event, (self._kind, self.values, self.k, self.terminal, self.direction))
+
+
+def _orbit_event(kind, values, k, terminal, direction):
+    composed = compose("event", kind.source(values, k), dict(kind.calls),
+                       origin=f"<batchivp.orbit.events {kind.name}>")
+    event = OrbitEvent(composed.plugin, composed.handle, composed.py_func)
+    event._kind = kind
+    event.values = tuple(values)
+    event.k = k
+    event.orbit_name = kind.name  # the plugin's own name has a hash appended
+    event.orbit_role = kind.role
+    event.uses_date = kind.uses_date  # reads the epoch p[0]
+    return event.with_options(terminal, direction)
+
+
+def _event(name, body, calls, terminal, direction, values=(), role=None, uses_date=False):
+    kind = _Kind(name, tuple(body), tuple(sorted(calls.items())), role, uses_date)
+    return _orbit_event(kind, values, None, terminal, direction)
 
 
 def _finite(value, name, unit):
@@ -43,8 +110,8 @@ def altitude_crossing(altitude, direction=0.0, terminal=False):
     ``direction=-1``: descending through it, ``+1`` ascending, ``0`` both.
     """
     h = _finite(altitude, "altitude", "km")
-    return _event("altitude_crossing", [f"return altitude_km(y) - {h!r}"],
-                  {"altitude_km": altitude_km}, terminal, direction)
+    return _event("altitude_crossing", ["return altitude_km(y) - {0}"],
+                  {"altitude_km": altitude_km}, terminal, direction, values=(h,))
 
 
 def altitude_below(altitude=100.0, terminal=True):
@@ -52,8 +119,8 @@ def altitude_below(altitude=100.0, terminal=True):
     Karman line). Terminal by default; :func:`propagate` reports these occurrences as
     ``reentered`` and ``t_reentry``."""
     h = _finite(altitude, "altitude", "km")
-    return _event("altitude_below", [f"return altitude_km(y) - {h!r}"],
-                  {"altitude_km": altitude_km}, terminal, -1.0, role="reentry")
+    return _event("altitude_below", ["return altitude_km(y) - {0}"],
+                  {"altitude_km": altitude_km}, terminal, -1.0, values=(h,), role="reentry")
 
 
 def node_crossing(direction=0.0, terminal=False):
@@ -67,11 +134,11 @@ def latitude_crossing(latitude, direction=0.0, terminal=False):
     lat = _finite(latitude, "latitude", "deg")
     if not -90.0 < lat < 90.0:
         raise ValueError(f"latitude must lie strictly between -90 and 90 degrees, got {lat!r}")
-    s = math.sin(math.radians(lat))
+    s = math.sin(math.radians(lat))  # the value is sin(latitude): z / |r| crosses it
     return _event("latitude_crossing", [
         "r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])",
-        f"return y[2] / r - {s!r}",
-    ], {}, terminal, direction)
+        "return y[2] / r - {0}",
+    ], {}, terminal, direction, values=(s,))
 
 
 def _shadow_event(name, shadow, direction, terminal, penumbra):

@@ -5,10 +5,14 @@ is rendered from the chosen force models (:mod:`.forces`): the two-body term, th
 each model's acceleration in the order listed. Each combination of models is one
 generated module, compiled once per target and kept in the disk cache.
 
-The parameter vector of every object is ``p = (epoch, q_1, q_2, ...)``: the epoch in
-TT seconds past J2000 (so ``t + p[0]`` is the date for ephemerides), then each
-model's per-object parameters in the order listed. User event functions
-(``@bi.event``) passed in ``events`` read that layout.
+The parameter vector of every object is ``p = (epoch, q_1, q_2, ..., e_1, e_2, ...)``:
+the epoch in TT seconds past J2000 (so ``t + p[0]`` is the date for ephemerides), then
+each model's per-object parameters in the order listed, then the values of each orbit
+event (:attr:`~batchivp.orbit.events.OrbitEvent.values`: an altitude, the sine of a
+latitude) in the order of ``events``. Each orbit event reads its values at its place
+(:func:`event_functions`), so its code does not depend on them: one compile serves
+every threshold. User event functions (``@bi.event``) passed in ``events`` read the
+epoch and the forces' parameters, whose places do not depend on the events.
 
 Arguments with units may be astropy quantities (and the epoch an astropy ``Time``):
 they are converted (:mod:`.units`), never read as bare numbers in another unit.
@@ -26,13 +30,15 @@ from ..plain import compose, def_source
 from .constants import R_EARTH
 from . import units
 from .ephemeris import j2000_tt_seconds
+from .events import OrbitEvent
 from .forces import Force, UserForce, per_object_values, two_body_acceleration
 
 DEFAULT_RTOL = 1e-10
 DEFAULT_ATOL = 1e-9  # km and km/s: 1 m and 1 mm/s at most, far below rtol for LEO
 ORBIT_ARGUMENTS = bounds.Arguments(
     y="the orbit state has {n} components (r, v)",
-    p="the parameter vector has {m} value{s} (the epoch, then each force's parameters)",
+    p="the parameter vector has {m} value{s} (the epoch, each force's parameters, then "
+      "each orbit event's values)",
     view="it is given {cap} parameter{s}: pass UserForce(..., params=[...]) with {need} values",
     transposed="expected a state of {k} components")
 
@@ -127,16 +133,39 @@ def force_model(forces):
                    origin="<batchivp.orbit.propagate>")
 
 
-def parameter_matrix(forces, n_obj, epoch=None):
-    """Each object's parameter vector ``p = (epoch, q_1, q_2, ...)``, as an
+def event_functions(forces, events):
+    """``events`` as the kernel runs them with ``forces``: each orbit event reading its
+    values where :func:`parameter_matrix` puts them, other events unchanged."""
+    events = tuple(events)
+    return tuple(ev if k is None else ev.at(k)
+                 for ev, k in zip(events, _event_places(_check_forces(forces), events)))
+
+
+def parameter_matrix(forces, n_obj, epoch=None, events=()):
+    """Each object's parameter vector ``p = (epoch, q_1, q_2, ..., e_1, ...)``, as an
     ``(n_obj, 1 + m)`` array: the epoch (see :func:`propagate`; 0.0 when not given and
-    no force reads the date), then each force's per-object parameters in the order
-    listed (checked, see :meth:`Force.columns`)."""
-    forces = _check_forces(forces)
-    _check_epoch_given(epoch, forces, ())
+    nothing reads the date), then each force's per-object parameters in the order
+    listed (checked, see :meth:`Force.columns`), then each orbit event's values in the
+    order of ``events`` (read by :func:`event_functions`'s events)."""
+    forces, events = _check_forces(forces), tuple(events)
+    _check_epoch_given(epoch, forces, events)
     columns = [_epoch(epoch, n_obj)[:, None]]
     columns += [force.columns(n_obj) for force in forces]
+    columns += [np.tile(np.asarray(ev.values, dtype=float), (n_obj, 1))
+                for ev in events if isinstance(ev, OrbitEvent)]
     return np.concatenate(columns, axis=1)
+
+
+def _event_places(forces, events):
+    """The index in ``p`` of each orbit event's first value (None for other events):
+    after the epoch and the forces' parameters, in the order of ``events``."""
+    k = 1 + sum(len(force.parameters) for force in forces)
+    places = []
+    for ev in events:
+        ours = isinstance(ev, OrbitEvent)
+        places.append(k if ours else None)
+        k += len(ev.values) if ours else 0
+    return places
 
 
 def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=None,
@@ -216,9 +245,10 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
     forces = _check_forces(forces)
     _check_epoch_given(epoch, forces, events)
     rhs = force_model(forces)
-    p = parameter_matrix(forces, n_obj, epoch)
+    p = parameter_matrix(forces, n_obj, epoch, events)
+    placed = event_functions(forces, events)
     # Forces and events index y and p in range (a UserForce within its own params).
-    bounds.check([rhs], [e for e in events if isinstance(e, EventFunction)], 6, p.shape[1],
+    bounds.check([rhs], [e for e in placed if isinstance(e, EventFunction)], 6, p.shape[1],
                  ORBIT_ARGUMENTS)
     if lazy:  # one block of objects per chunk of r, each solved where it lies
         import dask.array as da
@@ -227,7 +257,7 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
         y0 = da.concatenate([r0, da.asarray(v0).rechunk(r0.chunks)], axis=1)
     else:
         y0 = np.concatenate([r0, v0], axis=1)
-    res = solve_batch(rhs, t_span, y0, p, t_eval=t_eval, events=events,
+    res = solve_batch(rhs, t_span, y0, p, t_eval=t_eval, events=placed,
                       max_events=max_events, rtol=rtol, atol=atol, max_step=max_step,
                       max_steps=max_steps, target=target, progress=progress)
     return _orbit_result(res, forces, events)
