@@ -84,3 +84,15 @@ def test_pack_config_refuses_a_missing_or_unknown_field():
         abi.pack_config(1, t0=0.0, tf=1.0, first_step=0.0, max_step=1.0, typo=1, n_eval=0,
                         max_steps=1, chunk_steps=1, event_buffer=1, record=0, record_rows=1,
                         event_rule=0, n_events=0)
+
+
+def test_contiguous_rows_copies_only_arrays_whose_rows_are_strided():
+    """A linked kernel hands each problem's rows to user functions by pointer."""
+    p = np.arange(12.0).reshape(3, 4)
+    broadcast = np.broadcast_to(p[:1], (5, 4))
+    strided = np.asfortranarray(p)
+    out = abi.contiguous_rows(abi.Inputs(p, broadcast, strided, p[:, ::2], p[:, 0], p, p, p))
+    assert out.y0 is p and out.p is broadcast and out.t_eval is p
+    assert out.atol is not p and out.atol[0].flags.c_contiguous
+    np.testing.assert_array_equal(out.rtol, strided)
+    assert out.rtol[1].flags.c_contiguous and out.atol.tolist() == p[:, ::2].tolist()

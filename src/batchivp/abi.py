@@ -177,6 +177,17 @@ def new_state(n_prob, sizes):
     return state
 
 
+def contiguous_rows(arrays):
+    """``arrays`` (a record of :data:`ARGUMENTS`' arrays, one row per problem) with each
+    problem's row contiguous, copying only an array whose rows are not (broadcast rows,
+    stride 0 between problems, are kept). A linked kernel hands rows to user functions
+    as a pointer and a length (``linking.py``); the argument checks give C-ordered
+    arrays already, so this copies nothing on their way."""
+    def row_contiguous(a):
+        return a.ndim < 2 or len(a) == 0 or a[0].flags.c_contiguous
+    return type(arrays)(*(a if row_contiguous(a) else np.ascontiguousarray(a) for a in arrays))
+
+
 def state_bytes(n_prob, sizes):
     """Bytes of :func:`new_state`'s arrays."""
     return n_prob * sum(np.dtype(a.dtype).itemsize * int(np.prod([sizes[d] for d in a.dims]))

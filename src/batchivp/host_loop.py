@@ -21,6 +21,7 @@ from time import perf_counter
 
 import numpy as np
 
+from . import abi
 from .core import dop853 as core
 from .status import UNFINISHED, Status, unfinished
 
@@ -70,6 +71,7 @@ def run_kernel(module, target, inputs, state, *, adaptive=False, progress=False,
     Returns True when Ctrl-C came during the run (problems not finished are left
     running or pending), else False.
     """
+    inputs = abi.contiguous_rows(inputs)  # a linked kernel hands rows on by pointer
     if target == "python":
         _run_python(module, inputs, state)
         return False
