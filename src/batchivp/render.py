@@ -219,14 +219,12 @@ def _template(name):
     return env.get_template(name), digest
 
 
+@functools.lru_cache(maxsize=None)
 def _linking_hash():
-    return hashlib.sha256(Path(linking_path()).read_bytes()).hexdigest()[:16]
-
-
-def linking_path():
-    """The source file of :mod:`batchivp.linking`, which linked modules import (its
-    hash is in their header, so a new version renders new modules)."""
-    return Path(__file__).resolve().parent / "linking.py"
+    """The hash of :mod:`batchivp.linking`'s source, which linked modules import: in
+    their header, so that a new version renders new modules."""
+    return hashlib.sha256((Path(__file__).resolve().parent / "linking.py").read_bytes()
+                          ).hexdigest()[:16]
 
 
 def _render(template_name, **context):
@@ -362,14 +360,21 @@ def _linked_kernel(target, ndim, norm_dim, functions, event_functions):
 def linked_core(target, ndim, norm_dim=None):
     """The linked core module of ``target`` and ``ndim``: loaded from the disk cache, or
     compiled, once per machine, saying so on stderr (it takes seconds)."""
-    text, content_hash = render_linked(target, ndim, norm_dim)
-    stem = f"{MODULE_PREFIX}linked_{target}_n{ndim}_{content_hash}"
-    path = cache.usable_cache_dir() / f"{stem}.py"
-    if stem not in sys.modules and not cache.is_compiled(path):
+    stem, text = _linked_stem(target, ndim, norm_dim)
+    if stem not in sys.modules and not _linked_compiled(stem):
         print(f"batchivp: compiling the {target} core for {ndim}-dimensional states, once on "
               f"this machine (seconds to a minute; `batchivp cache warm` does it ahead of time)",
               file=sys.stderr, flush=True)
     return _import(stem, text)
+
+
+def _linked_stem(target, ndim, norm_dim=None):
+    text, content_hash = render_linked(target, ndim, norm_dim)
+    return f"{MODULE_PREFIX}linked_{target}_n{ndim}_{content_hash}", text
+
+
+def _linked_compiled(stem):
+    return cache.is_compiled(cache.usable_cache_dir() / f"{stem}.py")
 
 
 def warm(target_names, dims, jobs=None, out=sys.stdout):
@@ -395,9 +400,7 @@ def _warm_one(item):
     target, ndim = item
     if target == "parallel":
         targets.use_fork_safe_threading_layer()
-    text, content_hash = render_linked(target, ndim)
-    compiled = not cache.is_compiled(
-        cache.usable_cache_dir() / f"{MODULE_PREFIX}linked_{target}_n{ndim}_{content_hash}.py")
+    compiled = not _linked_compiled(_linked_stem(target, ndim)[0])
     start = time.perf_counter()
     linked_core(target, ndim)
     return time.perf_counter() - start, compiled
