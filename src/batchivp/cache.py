@@ -297,7 +297,8 @@ def import_generated(path, text):
 def is_compiled(path):
     """Whether numba's disk cache holds the kernel of the generated module at ``path``
     complete: the index of its gufunc wrapper, written last, is there."""
-    return any((path.parent / "__pycache__").glob(f"guf-{path.stem}.*.nbi"))
+    return any(any(folder.glob(f"guf-{path.stem}.*.nbi"))
+               for folder in numba_cache_dirs(path.parent))
 
 
 @contextlib.contextmanager
