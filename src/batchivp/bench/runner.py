@@ -55,14 +55,22 @@ def _seconds(value):
     return f"{value:.3f}" if value >= 1e-3 else f"{value:.2e}"
 
 
+def standard_rows(rows):
+    """The rows of the standard table: not those of a case's own (a ``table`` key)."""
+    return [r for r in rows if "table" not in r]
+
+
 def print_table(rows, cases=()):
-    """The table of ``rows``, its footnotes, parallel/cpu per case, then each case's notes."""
+    """The table of ``rows``, its footnotes, parallel/cpu per case, then each case's notes
+    (given all rows: those of a case's own table, with a ``table`` key, are not in this one)."""
     import numba
 
+    all_rows, rows = rows, standard_rows(rows)
     width = max([9] + [len(r["case"]) for r in rows])
     head = (f"{'case':<{width}} {'engine':<11} {'compile/load':>12} {'time (s)':>10} {'steps/s':>10} "
             f"{'RHS evals/s':>12} {'vs scipy':>9}  {'nfev equal':>11} {'max rel dy':>10}")
-    print("\n" + head + "\n" + "-" * len(head))
+    if rows:  # else every row is in a case's own table
+        print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         comp = "" if r["compile_s"] is None else f"{r['compile_s']:.2f} s"
         t = _seconds(r["time_s"]) + ("*" if r["extrapolated"] else "")
@@ -83,7 +91,7 @@ def print_table(rows, cases=()):
             print(f"{case}: parallel/cpu = {cpu['time_s'] / par['time_s']:.2f}x "
                   f"on {numba.config.NUMBA_NUM_THREADS} threads")
     for case in cases:
-        for line in case.notes(rows) if case.notes else ():
+        for line in case.notes(all_rows) if case.notes else ():
             print(line)
 
 
@@ -93,6 +101,7 @@ def plot_speedups(rows, path, title):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    rows = standard_rows(rows)
     engines = [e for e in ENGINE_TARGETS if any(r["engine"] == e for r in rows)]
     cases = list(dict.fromkeys(r["case"] for r in rows if r["engine"] in engines))
     speedup = {(r["case"], r["engine"]): r["speedup"] for r in rows}
