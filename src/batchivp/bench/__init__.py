@@ -12,7 +12,10 @@ order as batchivp does (``--scipy-blas``, :mod:`.scipy_ref`). Cases:
 - :mod:`.ivp_cases`: ``lotka``, ``arenstorf``, ``arenstorf+dense``, ``trivial``, single
   ``solve_ivp`` calls against scipy's (also ``benchmarks/bench_ivp.py``, own table);
 - :mod:`.orbit_cases`: ``orbit``, a 100,000-fragment debris cloud under J2 and drag for
-  a day, against a scipy loop extrapolated from a sample.
+  a day, against a scipy loop extrapolated from a sample;
+- :mod:`.first_call_cases`: ``first-call``, the first answer for a function new to the
+  cache in fresh processes, inlined kernel (before) against linked (now) and scipy, and
+  the per-step cost of each kernel kind (own tables, after the main one).
 
 Each module's docstring describes its problems and how to read the figures.
 
@@ -49,9 +52,13 @@ scipy ran a sample; then also ``scipy_problems`` and ``measured_s``), ``speedup`
 the row has ``nfev_strict`` False: scipy's BLAS did not sum in index order);
 optional ``steps_per_s``, ``fevals_per_s``, ``max_rel_dy``. ``register(...,
 notes=f)`` adds the lines ``f(rows)`` after the table, given the rows of the whole run.
+A row with a ``table`` key (its own table's name) is left out of the standard table and
+the plot, for figures that do not fit its columns: the case's ``notes`` print it (it
+is in the JSON, and its ``nfev_equal``/``nfev_checked``, if any, count as above).
 """
 
 from . import batch_cases, ivp_cases, orbit_cases  # noqa: F401  (registers the cases, in table order)
+from . import first_call_cases  # noqa: F401  (last: its own tables come after the main one)
 from .registry import CASES, BenchCase, BenchConfig, register
 from .runner import main, run
 
