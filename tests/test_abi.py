@@ -86,13 +86,13 @@ def test_pack_config_refuses_a_missing_or_unknown_field():
                         event_rule=0, n_events=0)
 
 
-def test_contiguous_rows_copies_only_arrays_whose_rows_are_strided():
-    """A linked kernel hands each problem's rows to user functions by pointer."""
+def test_contiguous_rows_copies_only_a_p_whose_rows_are_strided():
+    """A linked kernel hands each problem's row of p to user functions by pointer."""
     p = np.arange(12.0).reshape(3, 4)
-    broadcast = np.broadcast_to(p[:1], (5, 4))
-    strided = np.asfortranarray(p)
-    out = abi.contiguous_rows(abi.Inputs(p, broadcast, strided, p[:, ::2], p[:, 0], p, p, p))
-    assert out.y0 is p and out.p is broadcast and out.t_eval is p
-    assert out.atol is not p and out.atol[0].flags.c_contiguous
-    np.testing.assert_array_equal(out.rtol, strided)
-    assert out.rtol[1].flags.c_contiguous and out.atol.tolist() == p[:, ::2].tolist()
+    inputs = abi.Inputs(p, p, np.broadcast_to(1e-6, (3, 4)), p, p, p, p, p)
+    assert abi.contiguous_rows(inputs) is inputs
+    broadcast = inputs._replace(p=np.broadcast_to(p[:1], (5, 4)))
+    assert abi.contiguous_rows(broadcast).p is broadcast.p
+    out = abi.contiguous_rows(inputs._replace(p=np.asfortranarray(p)))
+    assert out.p[1].flags.c_contiguous and out.rtol is inputs.rtol
+    np.testing.assert_array_equal(out.p, p)

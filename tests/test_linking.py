@@ -152,3 +152,18 @@ def test_the_kernel_choice_is_checked(monkeypatch):
         "linked", "linked", "inlined", "inlined"]
     monkeypatch.setenv(render.KERNEL_ENV_VAR, "inlined")
     assert render.kernel_kind("cpu") == "inlined"
+
+
+def _raises_below_half(t, y):
+    if y[0] < 0.5:
+        raise ValueError("y[0] fell below 0.5")
+    return -y
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_solve_ivp_raises_what_the_function_raises_as_scipy_does(monkeypatch, kind):
+    """A compiled C function cannot raise (numba prints the exception): the problem
+    ends with Status.USER_ERROR and solve_ivp runs the call in scipy, which raises it."""
+    monkeypatch.setenv(render.KERNEL_ENV_VAR, kind)
+    with pytest.raises(ValueError, match="fell below 0.5"):
+        bi.solve_ivp(_raises_below_half, (0.0, 2.0), [1.0], target="cpu")

@@ -177,15 +177,16 @@ def new_state(n_prob, sizes):
     return state
 
 
-def contiguous_rows(arrays):
-    """``arrays`` (a record of :data:`ARGUMENTS`' arrays, one row per problem) with each
-    problem's row contiguous, copying only an array whose rows are not (broadcast rows,
-    stride 0 between problems, are kept). A linked kernel hands rows to user functions
-    as a pointer and a length (``linking.py``); the argument checks give C-ordered
-    arrays already, so this copies nothing on their way."""
-    def row_contiguous(a):
-        return a.ndim < 2 or len(a) == 0 or a[0].flags.c_contiguous
-    return type(arrays)(*(a if row_contiguous(a) else np.ascontiguousarray(a) for a in arrays))
+def contiguous_rows(inputs):
+    """``inputs`` (:class:`Inputs`) with each problem's row of ``p`` contiguous: the one
+    input a user function gets (with the state's ``y`` and ``f`` and the kernel's work
+    rows, contiguous by construction), which a linked kernel hands on as a pointer and
+    a length (``linking.py``). Copies only a ``p`` whose rows are strided; broadcast
+    rows (stride 0 between problems) are kept."""
+    p = inputs.p
+    if p.ndim < 2 or len(p) == 0 or p[0].flags.c_contiguous:
+        return inputs
+    return inputs._replace(p=np.ascontiguousarray(p))
 
 
 def state_bytes(n_prob, sizes):

@@ -295,10 +295,12 @@ def import_generated(path, text):
 
 
 def is_compiled(path):
-    """Whether numba's disk cache holds the kernel of the generated module at ``path``
-    complete: the index of its gufunc wrapper, written last, is there."""
-    return any(any(folder.glob(f"guf-{path.stem}.*.nbi"))
-               for folder in numba_cache_dirs(path.parent))
+    """Whether numba's disk cache holds the generated module at ``path`` complete: the
+    index of its kernel's gufunc wrapper, written last, or of a plugin module's C
+    function (``address``, its only compiled function) is there."""
+    patterns = (f"guf-{path.stem}.*.nbi", f"{path.stem}.address-*.nbi")
+    return any(any(folder.glob(pattern)) for folder in numba_cache_dirs(path.parent)
+               for pattern in patterns)
 
 
 @contextlib.contextmanager

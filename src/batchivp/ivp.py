@@ -91,6 +91,10 @@ def solve_ivp(fun, t_span, y0, method="DOP853", t_eval=None, dense_output=False,
         return _scipy_solve(call)
     if problem.fallback_reason is not None:
         return _scipy_fallback(call, problem.fallback_reason)
+    # Not the function's failure, so never a fallback: a bad BATCHIVP_KERNEL, or the
+    # linked core (batchivp's own code) failing to compile.
+    if render.kernel_kind(problem.target) == "linked":
+        render.linked_core(problem.target, problem.ndim, problem.m)
     try:
         module = render.load_module(problem.target, problem.ndim, [problem.rhs],
                                     problem.events, norm_dim=problem.m, recording=True)
@@ -101,7 +105,12 @@ def solve_ivp(fun, t_span, y0, method="DOP853", t_eval=None, dense_output=False,
             raise
         _failed_plugins.add(problem.plugin_keys)
         return _scipy_fallback(call, _compile_error_summary(exc))
-    return problem.solve(module)
+    result = problem.solve(module)
+    if problem.plain and result.message == Status.USER_ERROR.ivp_message:
+        # The function raised (a compiled C function can only print it): scipy's run
+        # of the same call raises it to the caller, as scipy's solve_ivp does.
+        return _scipy_solve(call)
+    return result
 
 
 def _is_dop853(method):

@@ -41,7 +41,7 @@ _TARGET_STYLE = {
         "kernel": _GUVECTORIZE + ', target="cpu", cache=True)',
         "local": "np.empty({shape}, np.{dtype})",
         "imports": "numba",
-        "helper": "@numba.njit(cache=True)",
+        "helper": "@numba.njit(cache=True, error_model='numpy')",  # as the gufunc kernel
     },
     "parallel": {
         "device": "@numba.njit(cache=True)",
@@ -49,7 +49,7 @@ _TARGET_STYLE = {
         "kernel": _GUVECTORIZE + ', target="parallel", cache=True)',
         "local": "np.empty({shape}, np.{dtype})",
         "imports": "numba",
-        "helper": "@numba.njit(cache=True)",
+        "helper": "@numba.njit(cache=True, error_model='numpy')",  # as the gufunc kernel
     },
     "cuda": {
         # inline=True: compile_ptx works without a driver only when every device
@@ -339,7 +339,7 @@ def kernel_kind(target):
     """``"linked"`` or ``"inlined"``: the kernel that runs plugins on ``target``.
     Linked on cpu and parallel (``auto``, the default of ``$BATCHIVP_KERNEL``): it
     compiles the core once per target and dimension and each user function alone, and
-    runs as fast (benchmarks/README.md, "First call"). CUDA has no function pointers,
+    a step costs 1.0-1.2x the inlined kernel's (benchmarks/README.md, "First call"). CUDA has no function pointers,
     and the python target is the inlined module run as Python: always inlined."""
     choice = os.environ.get(KERNEL_ENV_VAR, "auto").strip().lower() or "auto"
     if choice not in KERNEL_KINDS:
@@ -351,10 +351,13 @@ def _linked_kernel(target, ndim, norm_dim, functions, event_functions):
     """A module-like object: the linked core's ``dop853_kernel`` and the addresses of the
     plugins' C functions as their handles."""
     core_module = linked_core(target, ndim, norm_dim)
+    plugins = {kind: {r.key: plugin_module(r) for r in records}
+               for kind, records in (("rhs", functions), ("event", event_functions))}
     return types.SimpleNamespace(
         __name__=core_module.__name__, NDIM=ndim, dop853_kernel=core_module.dop853_kernel,
-        PLUGIN_HANDLES={"rhs": {r.key: plugin_address(r) for r in functions},
-                        "event": {r.key: plugin_address(r) for r in event_functions}})
+        PLUGIN_MODULES=plugins,  # keeps the C functions alive while their addresses are used
+        PLUGIN_HANDLES={kind: {key: module.address.address for key, module in table.items()}
+                        for kind, table in plugins.items()})
 
 
 def linked_core(target, ndim, norm_dim=None):
@@ -406,11 +409,11 @@ def _warm_one(item):
     return time.perf_counter() - start, compiled
 
 
-def plugin_address(plugin):
-    """The address of ``plugin``'s C function (its module compiled or loaded from the
+def plugin_module(plugin):
+    """The module of ``plugin``'s C function ``address`` (compiled, or loaded from the
     disk cache, once per process)."""
     text, content_hash = render_plugin(plugin)
-    return _import(f"{MODULE_PREFIX}plugin_{content_hash}", text).address.address
+    return _import(f"{MODULE_PREFIX}plugin_{content_hash}", text)
 
 
 def _import(stem, text):

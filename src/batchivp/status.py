@@ -76,6 +76,9 @@ class Status(enum.IntEnum):
     INFINITE_STEP = (-8, KIND_FAILURE,
                      "The step size grew to infinity: t_span ends at inf and no "
                      "terminal event ended the integration.", SAME)
+    USER_ERROR = (-9, KIND_FAILURE,
+                  "A right-hand side or event function raised an exception (numba printed "
+                  "it on stderr); the problem ended there.", SAME)
     RUNNING = (2, KIND_UNFINISHED,
                "Integration stopped before the end of the interval (interrupted).")
     PENDING = 3, KIND_UNFINISHED, "Integration was not started (interrupted)."

@@ -66,6 +66,7 @@ STATUS_EVENT_NONFINITE = -5
 STATUS_NAN_STEP = -6  # the step size is NaN (a zero error scale: atol = 0 where y = 0)
 STATUS_INDEX = -7  # a user function's index, computed at run time, was out of range
 STATUS_INFINITE_STEP = -8  # the step reached t = inf (tf infinite, no terminal event)
+STATUS_USER_ERROR = -9  # a user function raised (linked kernels: templates/plugin.py.j2)
 # 1: a user function of the module checks an index at run time and may set STATUS_INDEX.
 # The renderer sets it per module; with 0 the status tests after evaluations compile
 # out, so a module whose indices are all proven runs the code it ran before.

@@ -68,6 +68,9 @@ class OrbitEvent(EventFunction):
     Other attributes: see :class:`batchivp.registry.EventFunction`.
     """
 
+    values = ()  # an OrbitEvent not made by a factory (see _orbit_event) reads nothing
+    k = None
+
     def at(self, k):
         """This event (same values and options) reading its values from ``p[k]`` on."""
         if k == self.k or not self.values:  # the code of an event without values has no k

@@ -136,7 +136,7 @@ def force_model(forces):
 def event_functions(forces, events):
     """``events`` as the kernel runs them with ``forces``: each orbit event reading its
     values where :func:`parameter_matrix` puts them, other events unchanged."""
-    events = tuple(events)
+    events = _event_tuple(events)
     return tuple(ev if k is None else ev.at(k)
                  for ev, k in zip(events, _event_places(_check_forces(forces), events)))
 
@@ -147,13 +147,18 @@ def parameter_matrix(forces, n_obj, epoch=None, events=()):
     nothing reads the date), then each force's per-object parameters in the order
     listed (checked, see :meth:`Force.columns`), then each orbit event's values in the
     order of ``events`` (read by :func:`event_functions`'s events)."""
-    forces, events = _check_forces(forces), tuple(events)
+    forces, events = _check_forces(forces), _event_tuple(events)
     _check_epoch_given(epoch, forces, events)
     columns = [_epoch(epoch, n_obj)[:, None]]
     columns += [force.columns(n_obj) for force in forces]
     columns += [np.tile(np.asarray(ev.values, dtype=float), (n_obj, 1))
                 for ev in events if isinstance(ev, OrbitEvent)]
     return np.concatenate(columns, axis=1)
+
+
+def _event_tuple(events):
+    """``events`` as a tuple: one event function, or a list or tuple of them."""
+    return tuple(events) if isinstance(events, (list, tuple)) else (events,)
 
 
 def _event_places(forces, events):
@@ -241,7 +246,7 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
         if t_last.size == 0:
             raise ValueError("t_eval is empty")
         t_span = (0.0, float(t_last[-1]))
-    events = tuple(events) if isinstance(events, (list, tuple)) else (events,)
+    events = _event_tuple(events)
     forces = _check_forces(forces)
     _check_epoch_given(epoch, forces, events)
     rhs = force_model(forces)
