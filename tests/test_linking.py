@@ -161,6 +161,7 @@ def _raises_below_half(t, y):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numba's print
 def test_solve_ivp_raises_what_the_function_raises_as_scipy_does(monkeypatch, kind):
     """A compiled C function cannot raise (numba prints the exception): the problem
     ends with Status.USER_ERROR and solve_ivp runs the call in scipy, which raises it."""
