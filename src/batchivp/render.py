@@ -333,6 +333,7 @@ def _inlined_module(target, ndim, functions, events, norm_dim, recording):
 KERNEL_ENV_VAR = "BATCHIVP_KERNEL"  # "auto" (default), "linked" or "inlined"
 KERNEL_KINDS = ("auto", "linked", "inlined")
 LINKED_TARGETS = ("cpu", "parallel")
+_linked_cores = {}  # (target, ndim, norm_dim, $BATCHIVP_CACHE_DIR) -> linked core module
 
 
 def kernel_kind(target):
@@ -363,12 +364,17 @@ def _linked_kernel(target, ndim, norm_dim, functions, event_functions):
 def linked_core(target, ndim, norm_dim=None):
     """The linked core module of ``target`` and ``ndim``: loaded from the disk cache, or
     compiled, once per machine, saying so on stderr (it takes seconds)."""
+    key = (target, ndim, norm_dim, os.environ.get(cache.CACHE_ENV_VAR))
+    core_module = _linked_cores.get(key)
+    if core_module is not None:  # solve_ivp asks on every call: no rendering then
+        return core_module
     stem, text = _linked_stem(target, ndim, norm_dim)
     if stem not in sys.modules and not _linked_compiled(stem):
         print(f"batchivp: compiling the {target} core for {ndim}-dimensional states, once on "
               f"this machine (seconds to a minute; `batchivp cache warm` does it ahead of time)",
               file=sys.stderr, flush=True)
-    return _import(stem, text)
+    core_module = _linked_cores[key] = _import(stem, text)
+    return core_module
 
 
 def _linked_stem(target, ndim, norm_dim=None):
