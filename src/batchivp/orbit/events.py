@@ -7,8 +7,8 @@ events. Their numbers (an altitude, the sine of a latitude: :attr:`OrbitEvent.va
 are written into an event made alone; :func:`~batchivp.orbit.propagate` places each
 event to read them from the parameter vector instead, so its code depends only on which
 events are asked for and their order, and a new threshold runs the function already
-compiled (see propagate's module docstring for the layout); ``p[0]`` is the epoch (TT seconds past
-J2000), which the shadow events need for the Sun's position (they have
+compiled (see propagate's module docstring for the layout). ``p[0]`` is the epoch (TT
+seconds past J2000), which the shadow events need for the Sun's position (they have
 ``uses_date = True``: ``propagate`` then requires ``epoch=``).
 
 Altitudes are above the spherical Earth of radius ``R_EARTH`` (6378.137 km), as in
@@ -25,6 +25,7 @@ from .units import plain
 
 __all__ = ["OrbitEvent", "altitude_below", "altitude_crossing", "latitude_crossing",
            "node_crossing", "penumbra", "umbra"]
+
 
 @dataclass(frozen=True)
 class _Kind:
