@@ -134,6 +134,7 @@ def test_cache_warm_compiles_the_core_once_and_a_new_function_then_only_itself(t
     (["--targets", "cuda"], "target 'cuda' has no linked core"),
     (["--dims", "0"], "dimensions are positive integers"),
     (["--dims", "three"], "--dims 'three': expected dimensions such as 1-4,6"),
+    (["--jobs", "0"], "--jobs 0: give at least 1"),
 ])
 def test_cache_warm_refuses_what_it_cannot_warm(tmp_path, args, message):
     done = run_cli(["cache", "warm", *args], tmp_path)

@@ -58,6 +58,8 @@ def _cache(args):
         from batchivp import render
 
         try:
+            if args.jobs is not None and args.jobs < 1:
+                raise ValueError(f"cache warm: --jobs {args.jobs}: give at least 1")
             render.warm(args.targets.split(","), _dims(args.dims), jobs=args.jobs)
         except ValueError as exc:
             print(f"batchivp: error: {exc}", file=sys.stderr)
