@@ -28,16 +28,21 @@ EVENT_SIGNATURE = types.float64(types.float64, types.CPointer(types.float64),
                                 types.CPointer(types.float64), types.CPointer(types.int64),
                                 types.int64, types.int64)
 
-_F64, _I64 = ir.DoubleType(), ir.IntType(64)
-_RHS_TYPE = ir.FunctionType(ir.VoidType(), [_F64, _F64.as_pointer(), _F64.as_pointer(),
-                                            _F64.as_pointer(), _I64.as_pointer(), _I64, _I64])
-_EVENT_TYPE = ir.FunctionType(_F64, [_F64, _F64.as_pointer(), _F64.as_pointer(),
-                                     _I64.as_pointer(), _I64, _I64])
+
+def _c_function_type(context, c_signature):
+    """The LLVM type of a ``numba.cfunc`` of ``c_signature`` as numba's C wrapper
+    declares it (``create_cfunc_wrapper`` in numba/core/cpu.py): each type's value type,
+    so a void function returns a pointer. Derived, not written again, so the caller
+    cannot disagree with the cfunc."""
+    return ir.FunctionType(context.get_value_type(c_signature.return_type),
+                           [context.get_value_type(a) for a in c_signature.args])
 
 
-def _call_at(context, builder, signature, args, fn_type):
-    """Call the C function at address ``args[0]`` with the time ``args[1]``, the data
-    pointers of the arrays that follow, and the lengths of the first two arrays."""
+def _call_at(context, builder, signature, args, c_signature):
+    """Call the C function of ``c_signature`` at address ``args[0]`` with the time
+    ``args[1]``, the data pointers of the arrays that follow, and the lengths of the
+    first two arrays."""
+    fn_type = _c_function_type(context, c_signature)
     arrays = [context.make_array(ty)(context, builder, value)
               for ty, value in zip(signature.args[2:], args[2:])]
     lengths = [builder.extract_value(a.shape, 0) for a in arrays[:2]]
@@ -49,7 +54,7 @@ def _call_at(context, builder, signature, args, fn_type):
 def call_rhs_at(typingctx, address, t, y, p, dydt, istate):
     """``fun(t, y, p, dydt)`` of the right-hand side whose cfunc is at ``address``."""
     def codegen(context, builder, signature, args):
-        _call_at(context, builder, signature, args, _RHS_TYPE)
+        _call_at(context, builder, signature, args, RHS_SIGNATURE)
         return context.get_dummy_value()
 
     return types.void(address, t, y, p, dydt, istate), codegen
@@ -59,6 +64,6 @@ def call_rhs_at(typingctx, address, t, y, p, dydt, istate):
 def call_event_at(typingctx, address, t, y, p, istate):
     """``event(t, y, p)`` of the event function whose cfunc is at ``address``."""
     def codegen(context, builder, signature, args):
-        return _call_at(context, builder, signature, args, _EVENT_TYPE)
+        return _call_at(context, builder, signature, args, EVENT_SIGNATURE)
 
     return types.float64(address, t, y, p, istate), codegen
