@@ -21,6 +21,13 @@ def test_dop853_advance_takes_the_kernel_arguments_in_table_order():
     assert len(params) <= abi.MAX_CALL_ARGUMENTS
 
 
+def test_kernel_arguments_are_taken_by_name_in_table_order():
+    inputs = abi.Inputs(*abi.Inputs._fields)
+    state = abi.State(*abi.State._fields)
+    assert abi.kernel_arguments(inputs, state) == abi.KERNEL_ARGUMENTS
+    assert abi.ARGUMENTS[-1].role == abi.OUTPUT  # guvectorize takes the output last
+
+
 def test_generated_entry_point_has_the_table_signature():
     text, _ = render.render_source("cpu", 3, [lorenz])
     entry = text[text.index("def dop853_kernel("):]
@@ -89,7 +96,8 @@ def test_pack_config_refuses_a_missing_or_unknown_field():
 def test_contiguous_rows_copies_only_a_p_whose_rows_are_strided():
     """A linked kernel hands each problem's row of p to user functions by pointer."""
     p = np.arange(12.0).reshape(3, 4)
-    inputs = abi.Inputs(p, p, np.broadcast_to(1e-6, (3, 4)), p, p, p, p, p)
+    inputs = abi.Inputs(**dict.fromkeys(abi.Inputs._fields, p))._replace(
+        rtol=np.broadcast_to(1e-6, (3, 4)))
     assert abi.contiguous_rows(inputs) is inputs
     broadcast = inputs._replace(p=np.broadcast_to(p[:1], (5, 4)))
     assert abi.contiguous_rows(broadcast).p is broadcast.p

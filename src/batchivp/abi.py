@@ -109,6 +109,12 @@ State.__doc__ = ("The resumable state and output of a batch, ``(N, ...)`` host a
                  "updated in place by the kernel (abi.ARGUMENTS).")
 
 
+def kernel_arguments(inputs, state):
+    """The kernel's arguments in :data:`ARGUMENTS` order, taken by name from ``inputs``
+    (:class:`Inputs`) and ``state`` (:class:`State`): arrays, rows or device arrays."""
+    return tuple(getattr(inputs if a.role == INPUT else state, a.name) for a in ARGUMENTS)
+
+
 def _array_type(arg):
     return f"{arg.dtype}[{', '.join(':' for _ in arg.dims)}]"
 
@@ -189,10 +195,11 @@ def contiguous_rows(inputs):
     return inputs._replace(p=np.ascontiguousarray(p))
 
 
-def state_bytes(n_prob, sizes):
-    """Bytes of :func:`new_state`'s arrays."""
+def state_bytes(n_prob, sizes, names=None):
+    """Bytes of :func:`new_state`'s arrays, or of those among them in ``names``."""
     return n_prob * sum(np.dtype(a.dtype).itemsize * int(np.prod([sizes[d] for d in a.dims]))
-                        for a in ARGUMENTS if a.role != INPUT)
+                        for a in ARGUMENTS
+                        if a.role != INPUT and (names is None or a.name in names))
 
 
 # Field name -> index of tcfg and icfg, from the core's constants (core/dop853.py).
@@ -220,11 +227,13 @@ def pack_config(n_prob, **values):
 
 
 def _check_tables():
-    """Each configuration field has one index and every index a field; the entry
-    point's call of dop853_advance stays inlinable on cuda."""
+    """Each configuration field has one index and every index a field; the output is
+    the last argument; the entry point's call of dop853_advance stays inlinable on cuda."""
     for fields, size in ((TCFG_FIELDS, core.TCFG_SIZE), (ICFG_FIELDS, core.ICFG_SIZE)):
         if sorted(fields.values()) != list(range(size)):
             raise RuntimeError(f"abi: configuration fields {fields} do not cover 0..{size - 1}")
+    if [a.role for a in ARGUMENTS].index(OUTPUT) != len(ARGUMENTS) - 1:
+        raise RuntimeError("abi: the output must be the last argument (guvectorize's layout)")
     n_call = len(ARGUMENTS) + len(WORK_ARRAYS) + len(MODULE_CONSTANTS)
     if n_call > MAX_CALL_ARGUMENTS:
         raise RuntimeError(f"abi: dop853_advance would take {n_call} arguments, more than "

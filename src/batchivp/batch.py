@@ -114,78 +114,58 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     Parameters
     ----------
     fun : RhsFunction or sequence of RhsFunction
-        Right-hand side(s) registered with :func:`batchivp.rhs`. With several,
-        ``fun_index`` picks one per problem; all must have the state dimension ``n``.
+        Registered with :func:`batchivp.rhs`, of one state dimension ``n``; with several,
+        ``fun_index`` picks each problem's.
     t_span : (2,) or (N, 2) array_like
-        Start and end of each problem's interval; ``tf < t0`` integrates backward.
-        ``t0`` finite; ``tf`` may be ``inf`` or ``-inf`` (as in scipy: a terminal event
-        ends the problem, or Ctrl-C, or status -8 when its step grows to infinity).
+        Each problem's ``(t0, tf)``, ``t0`` finite; ``tf < t0`` integrates backward;
+        ``tf = ±inf`` runs until a terminal event, Ctrl-C or ``Status.INFINITE_STEP``.
     y0 : (N, n) array_like
         Initial states, finite.
     params : None, scalar, (m,) or (N, m) array_like
         Parameter vector ``p`` passed to ``fun``, shared or per problem; finite.
     t_eval : None, (k,) or (N, k) array_like
-        Times at which to store the solution, inside the span and sorted in the
-        direction of integration, shared or per problem.
+        Times to store the solution at: in the span, sorted in the integration's direction.
     events : EventFunction or sequence of EventFunction
-        Event functions registered with :func:`batchivp.event`, found after each step
-        as scipy does (sign change in the event's ``direction``, root by Brent's method
-        on the step's interpolant) and stopping a problem at its ``terminal`` count.
-        They receive each problem's ``params`` as ``p``.
+        Registered with :func:`batchivp.event`, called with each problem's ``params``
+        as ``p``; found as scipy finds them (a sign change in ``direction``, Brent's
+        root on the step's interpolant), ending a problem at the ``terminal`` count.
     max_events : None or int
-        Occurrences stored per event and problem (default 16). Further ones are counted
-        in ``n_events`` but not stored, and a warning says the size that holds them.
+        Occurrences stored per event and problem (default 16); further ones are only
+        counted (``n_events``), with a warning naming the size that holds them.
     rtol, atol : scalar, (n,) or (N, 1) or (N, n) array_like
         Tolerances: scalar, per component, per problem, or both.
-    first_step : None, scalar or (N,) array_like
-        Initial step; ``None`` selects it as scipy does.
-    max_step : scalar or (N,) array_like
-        Largest step size (default ``inf``).
+    first_step, max_step : None, scalar or (N,) array_like
+        Initial step (``None``: scipy's choice) and largest step (default ``inf``).
     max_steps : None or int
-        Step budget per problem; a problem that needs more gets status -3.
+        Step budget per problem; a problem that needs more gets ``Status.BUDGET``.
     fun_index : None or (N,) array_like of int
         Index into ``fun`` per problem when ``fun`` is a sequence.
     target : None or str
         ``"cpu"``, ``"parallel"``, ``"cuda"`` or ``"auto"``; default ``BATCHIVP_TARGET``.
     chunk_steps : None or int
-        Steps per kernel call before control returns to the host (the batch resumes
-        until done). ``None`` (default) chooses: in the main thread, or with
-        ``progress``, the host sizes each call (rows and steps) to take about 0.5 s
-        from the measured speed, so that Ctrl-C and the bar are served between calls
-        (a batch of up to about 65,000 steps in all still runs in one call; for larger
-        ones the extra calls cost about 1% of the run time); elsewhere (e.g. a Dask
-        worker thread) each problem runs to the end in one call.
+        Steps per kernel call; the batch resumes until done. ``None``: in the main
+        thread or with ``progress``, calls of about 0.5 s each, so that Ctrl-C and the
+        bar are served between them; elsewhere (a Dask worker) one call.
     progress : bool
-        Show a tqdm bar (on stderr) of the simulated time covered: the sum over the
-        problems of ``|t - t0|``, a finished problem counting its whole span, over the
-        sum of ``|tf - t0|``, with the number of problems finished. Ignored for Dask
-        arrays: their blocks are solved when computed (use Dask's progress bars).
+        A tqdm bar (stderr): ``sum |t - t0|`` over ``sum |tf - t0|``; not for Dask inputs.
 
     Returns
     -------
     BatchResult
-        With Dask arrays among ``y0``, ``t_span``, ``params``, ``t_eval``, ``rtol``,
-        ``atol``, ``first_step``, ``max_step``, ``fun_index``, a lazy result: its arrays
-        are Dask arrays chunked along the batch axis as ``y0`` (or the first of them
-        that is per problem), one task per block solving it with this function (so
-        each problem's result is bitwise that of a local solve). Shapes and dtypes are
-        checked at once; values (NaN in ``y0``, ...) when a block is computed.
+        Lazy if a per-problem argument is a Dask array: arrays chunked as it, a task per
+        block (bitwise a local solve); shapes checked now, values when computed.
 
     Raises
     ------
     ValueError
-        For a bad argument, naming it, before anything compiles; also when the output
-        (``y``: ``N * n * len(t_eval)`` floats, the event buffers ``N * len(events) *
-        max_events * (n + 1)``) cannot fit in this machine's memory.
+        For a bad argument, naming it, before anything compiles; for an output (``y``,
+        the event buffers) larger than this machine's memory.
 
     Notes
     -----
-    Ctrl-C (SIGINT) while the kernel runs in the main thread does not raise
-    ``KeyboardInterrupt``: the batch stops after the current call (within about a
-    second; numba code cannot be interrupted inside a call) and the result is
-    returned with ``interrupted=True`` and a ``RuntimeWarning``; see
-    :class:`BatchResult`. A SIGINT handler of your own (other than Python's default)
-    is left in charge.
+    Ctrl-C in the main thread stops the batch after the current kernel call (within
+    about a second) and returns what was done with ``interrupted=True`` and a warning,
+    not ``KeyboardInterrupt``; a SIGINT handler of your own stays in charge.
     """
     progress = arguments.progress(progress)
     per_problem = dict(y0=y0, t_span=t_span, params=params, t_eval=t_eval, rtol=rtol,
@@ -278,11 +258,11 @@ def _pack(batch, module):
         max_step=batch.max_step, handle=handles, n_eval=batch.n_eval,
         max_steps=batch.max_steps, chunk_steps=batch.chunk_steps,
         event_buffer=batch.n_stored, record=core.RECORD_NONE, record_rows=1,
-        event_rule=core.EVENTS_BATCH,  # a non-finite event value: status -5
+        event_rule=core.EVENTS_BATCH,  # a non-finite event value: Status.EVENT_NONFINITE
         n_events=len(batch.event_slots))
     ecfg = np.broadcast_to(ecfg_row, (batch.n_prob,) + ecfg_row.shape)
-    inputs = abi.Inputs(batch.y0, batch.p, batch.rtol, batch.atol, tcfg, batch.t_eval, icfg,
-                        ecfg)
+    inputs = abi.Inputs(y0=batch.y0, p=batch.p, rtol=batch.rtol, atol=batch.atol, tcfg=tcfg,
+                        t_eval=batch.t_eval, icfg=icfg, ecfg=ecfg)
     sizes = abi.core_sizes(batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1],
                            batch.ecfg_row.shape[0], batch.n_stored)
     return inputs, abi.new_state(batch.n_prob, sizes)
@@ -331,12 +311,13 @@ def _physical_memory():
 def _check_output_fits(n_prob, ndim, k, n_slots, n_stored):
     """Refuse a batch whose output cannot fit in memory, before allocating any of it:
     a ``ValueError`` with the size and the arguments that set it."""
-    need = abi.state_bytes(n_prob, abi.core_sizes(ndim, 1, k, n_slots, n_stored))
+    sizes = abi.core_sizes(ndim, 1, k, n_slots, n_stored)
+    need = abi.state_bytes(n_prob, sizes)
     have = _physical_memory()
     if have is None or need <= have:
         return
-    y_bytes = 8 * n_prob * ndim * k
-    event_bytes = 8 * n_prob * n_slots * n_stored * (ndim + 1)
+    y_bytes = abi.state_bytes(n_prob, sizes, ("yout",))
+    event_bytes = abi.state_bytes(n_prob, sizes, ("t_events", "y_events"))
     raise ValueError(
         f"solve_batch's output needs {need / 1e9:,.1f} GB, more than this machine's "
         f"{have / 1e9:,.1f} GB of memory: y holds N x n x len(t_eval) = {n_prob} x {ndim} x "

@@ -96,7 +96,7 @@ def _run_python(module, inputs, state):
     with np.errstate(all="ignore"):
         for i in range(istate.shape[0]):
             while istate[i, core.IS_STATUS] in UNFINISHED:
-                module.dop853_kernel(*(a[i] for a in inputs), *(a[i] for a in state))
+                module.dop853_kernel(*(a[i] for a in abi.kernel_arguments(inputs, state)))
 
 
 def _run_host(module, inputs, state, schedule, sigint, bar):
@@ -106,7 +106,7 @@ def _run_host(module, inputs, state, schedule, sigint, bar):
         if steps is not None:
             icfg[lo:hi, core.IC_CHUNK_STEPS] = steps
         start = perf_counter()
-        module.dop853_kernel(*(a[lo:hi] for a in inputs), *(a[lo:hi] for a in state))
+        module.dop853_kernel(*(a[lo:hi] for a in abi.kernel_arguments(inputs, state)))
         schedule.record(perf_counter() - start)
         if bar is not None:
             bar.update(lo, hi)
@@ -132,7 +132,7 @@ def _run_cuda(module, inputs, state, schedule, sigint, bar):
                 d_inputs.icfg.copy_to_device(icfg)
                 steps_on_device = steps
             start = perf_counter()
-            module.dop853_kernel(*d_inputs, *d_state)
+            module.dop853_kernel(*abi.kernel_arguments(d_inputs, d_state))
             d_state.istate.copy_to_host(istate)  # waits for the kernel
             schedule.record(perf_counter() - start)
             if bar is not None and bar.due():

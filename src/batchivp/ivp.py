@@ -225,8 +225,11 @@ class _Problem:
     """
 
     target = None
-    plain = False
+    plain_rhs = False  # fun is an ordinary callable
+    plain = False  # fun or an event is
     p = None  # the packed args
+    rtol = atol = None  # (ndim,)
+    first_step = max_step = None
     rhs = None
     events = ()
     plugin_keys = ()
@@ -246,7 +249,9 @@ class _Problem:
         if self.empty:
             return self
         self.target = _solve_ivp_target(target)
-        self.plain = not isinstance(call["fun"], RhsFunction)
+        self.plain_rhs = not isinstance(call["fun"], RhsFunction)
+        self.plain = self.plain_rhs or any(not isinstance(e, EventFunction)
+                                           for e in event_list or ())
         self._check_kinds(event_list)
         self.fallback_reason = self._make_plugins(call, event_list)
         if self.fallback_reason is None:  # else scipy solves the call, with its own checks
@@ -263,12 +268,11 @@ class _Problem:
 
     def _check_kinds(self, event_list):
         """A complex state needs a plain rhs, cuda registered functions."""
-        if not self.plain and self.complex:
+        if not self.plain_rhs and self.complex:
             raise ValueError("`y0` is complex, but a registered right-hand side works on real "
                              "states: pass an ordinary Python function, or split y into real "
                              "and imaginary parts")
-        if self.target == "cuda" and (self.plain or any(
-                not isinstance(e, EventFunction) for e in event_list or ())):
+        if self.target == "cuda" and self.plain:
             raise ValueError(
                 "target='cuda' needs fun and events registered with @batchivp.rhs and "
                 "@batchivp.event (device code cannot call ordinary Python callables); "
@@ -280,7 +284,7 @@ class _Problem:
         fun, args = call["fun"], call["args"]
         try:
             self.p, layout = plain.pack_args(args)
-            if self.plain:
+            if self.plain_rhs:
                 self.rhs = _plain_plugin(fun, "rhs", self, args, layout, vectorized=call["vectorized"])
             else:
                 self.rhs = fun.current()  # values it reads changed: render anew
@@ -290,7 +294,6 @@ class _Problem:
                     self.events.append(ev.current())
                 else:
                     base = _plain_plugin(ev, "event", self, args, layout, vectorized=False)
-                    self.plain = True
                     self.events.append(base.with_options(
                         getattr(ev, "terminal", None) or False, getattr(ev, "direction", 0)))
         except source.Uncompilable as exc:
@@ -329,8 +332,9 @@ class _Problem:
             record=record, record_rows=rows,
             event_rule=core.EVENTS_SCIPY,  # NaN at a step's end: no sign change
             n_events=len(slots))
-        inputs = abi.Inputs(y0[None], self.p[None], self.rtol[None], self.atol[None], tcfg,
-                            t_eval[None], icfg, ecfg[None])
+        inputs = abi.Inputs(y0=y0[None], p=self.p[None], rtol=self.rtol[None],
+                            atol=self.atol[None], tcfg=tcfg, t_eval=t_eval[None], icfg=icfg,
+                            ecfg=ecfg[None])
         grown = ("rec_t", "rec_y", "rec_F") if record == core.RECORD_DENSE else ("rec_t", "rec_y")
         state = abi.new_state(1, abi.core_sizes(n, self.p.size, len(t_eval), ecfg.shape[0],
                                                 event_rows, rows,
