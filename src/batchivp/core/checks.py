@@ -30,7 +30,7 @@ def check_tableau():
             problems.append(f"sum({name}) = {total!r}, expected 0")
     if len(co.A) != n * n or len(co.C) != n or len(co.B) != co.N_STAGES:
         problems.append("tableau arrays have the wrong lengths")
-    if len(co.D) != (co.INTERPOLATOR_POWER - 3) * n:
+    if len(co.D) != (co.INTERPOLATOR_POWER - co.END_ROWS) * n:
         problems.append("dense-output matrix D has the wrong length")
     if problems:
         raise ValueError("inconsistent DOP853 tableau: " + "; ".join(problems))

@@ -12,7 +12,8 @@ Layout:
 - ``B`` holds the 12 weights of the 8th-order solution.
 - ``E3``, ``E5`` hold the 13 weights (the 13th multiplies ``f(t + h, y_new)``) of the
   3rd- and 5th-order error estimators.
-- ``D`` is row-major ``4 x 16``: the dense-output coefficients of powers 4..7.
+- ``D`` is row-major ``(INTERPOLATOR_POWER - END_ROWS) x N_STAGES_EXTENDED``: the
+  dense-output coefficients of powers 4..7.
 
 The tableau is checked when :mod:`batchivp.core` is imported (see ``checks.py``).
 
@@ -26,6 +27,9 @@ References
 N_STAGES = 12
 N_STAGES_EXTENDED = 16
 INTERPOLATOR_POWER = 7
+# The interpolant's first rows come from the step's ends (y_old, y, f_old, f); D @ K
+# gives the others.
+END_ROWS = 3
 
 C = (
     0.0, 0.05260015195876773, 0.0789002279381516,

@@ -23,7 +23,8 @@ Contract (docs/architecture.md, point 1), kept by every function in this file:
 State of one problem between calls (the kernel owns the arrays):
 
 - ``fstate``: ``[t, h_abs, t_new]`` (``t_new``: end of the step being taken).
-- ``istate``: ``[status, nfev, nstep, nreject, i_eval, last_error_nonfinite]``.
+- ``istate``: ``[status, nfev, nstep, nreject, i_eval, last_error_nonfinite, n_rec]``
+  (``n_rec``: rows written to the step record).
 - ``y``, ``f``: state and derivative at ``t``.
 
 Complex states (scipy integrates complex ``y0`` directly) are stored as ``n = 2 m`` reals,
@@ -45,7 +46,8 @@ References
 
 import math
 
-from .coefficients import A, B, C, D, E3, E5, INTERPOLATOR_POWER, N_STAGES, N_STAGES_EXTENDED
+from .coefficients import (A, B, C, D, E3, E5, END_ROWS, INTERPOLATOR_POWER, N_STAGES,
+                           N_STAGES_EXTENDED)
 
 SAFETY = 0.9
 MIN_FACTOR = 0.2
@@ -354,11 +356,11 @@ def dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n, istate):
         F[0, i] = delta_y
         F[1, i] = h * f_old - delta_y
         F[2, i] = 2.0 * delta_y - h * (f[i] + f_old)
-        for r in range(INTERPOLATOR_POWER - 3):  # D's rows (scipy: F[3:] = h * D @ K)
+        for r in range(INTERPOLATOR_POWER - END_ROWS):  # scipy: F[3:] = h * D @ K
             acc = 0.0
             for j in range(N_STAGES_EXTENDED):
                 acc += D[r * N_STAGES_EXTENDED + j] * K[j, i]
-            F[3 + r, i] = h * acc
+            F[END_ROWS + r, i] = h * acc
 
 
 def dense_eval(F, y_old, t_old, h, t, out, n):

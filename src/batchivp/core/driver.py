@@ -35,7 +35,8 @@ from .dop853 import (EVENTS_BATCH, FS_H_ABS, FS_T, FS_T_NEW, IC_CHUNK_STEPS,
                      STATUS_NONFINITE, STATUS_PAUSED, STATUS_PENDING, STATUS_RUNNING,
                      TC_FIRST_STEP, TC_MAX_STEP, TC_T0, TC_TF, all_finite,
                      dense_coefficients, dense_eval, dop853_step, select_initial_step)
-from .events import event_values, events_at_rest, find_active_events, step_events
+from .events import (ROOT_SEARCH_FAILED, event_values, events_at_rest, find_active_events,
+                     step_events)
 
 
 def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
@@ -112,8 +113,8 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
     leaving ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED`` when the
     step record is full. The arguments up to ``y`` are the kernel's (``abi.ARGUMENTS``,
     in order), then the work arrays (``abi.WORK_ARRAYS``: ``W`` holds ``y_new``,
-    ``y_old``, ``ytmp`` and ``G`` ``g_new``, ``roots``, so that the call stays under the
-    CUDA inliner's 30 arguments), ``m`` the norm components (``n``, or ``n // 2`` for a
+    ``y_old``, ``ytmp`` and ``G`` ``g_new``, ``roots``, so that the call stays within
+    ``abi.MAX_CALL_ARGUMENTS``), ``m`` the norm components (``n``, or ``n // 2`` for a
     complex state) and ``recording`` (the module's ``RECORDING``: 0 compiles the step
     record out)."""
     y_new = W[0]
@@ -249,7 +250,7 @@ def advance_events(icfg, ecfg, p, t_old, h, y_old, y, f, K, F, ytmp, fstate, ist
                            nonfinite_fails, istate)
         if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
             return stop, have_dense
-        if last == -2:
+        if last == ROOT_SEARCH_FAILED:
             stop = STATUS_EVENT_NONFINITE
         elif last >= 0:
             # A terminal event: the problem ends at its root (scipy's t, y).
@@ -266,9 +267,9 @@ def output_t_eval(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp,
                   istate, yout, have_dense, n):
     """The ``t_eval`` points the step just taken passed, up to ``fstate[FS_T]`` (a
     terminal event's root, if any), from its interpolant (built into ``F`` unless
-    ``have_dense``). Called only for a step that passed one: a call every step would
-    cost the cheapest batches about a fifth of their time (``benchmarks/README.md``,
-    "Splitting the driver").
+    ``have_dense``). Called only for a step that passed one: a call every step costs
+    the cheapest batches much of their time (``benchmarks/README.md``, "Splitting the
+    driver").
     The caller tests the status (``STATUS_INDEX`` from building the interpolant;
     nothing is then written)."""
     t = fstate[FS_T]

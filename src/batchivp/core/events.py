@@ -41,6 +41,9 @@ EC_HANDLE = 0
 EC_DIRECTION = 1  # -1, 0 or 1
 EC_TERMINAL = 2  # occurrences that stop the integration; 0: never
 ECFG_SIZE = 3
+# What step_events returns instead of the position of a terminating root.
+NO_TERMINAL_ROOT = -1
+ROOT_SEARCH_FAILED = -2
 
 
 def event_values(ecfg, t, y, p, g, n_ev, istate):
@@ -164,12 +167,12 @@ def event_root(handle, p, F, y_old, t_old, h, t_new, yw, n, nonfinite_fails, ist
 
 def first_terminating(ecfg, n_events, active, n_active):
     """Position in ``active[:n_active]`` of the first slot whose next occurrence reaches
-    its terminal count, or -1 if none does."""
+    its terminal count, or ``NO_TERMINAL_ROOT`` if none does."""
     for a in range(n_active):
         e = active[a]
         if ecfg[e, EC_TERMINAL] > 0 and n_events[e] + 1 >= ecfg[e, EC_TERMINAL]:
             return a
-    return -1
+    return NO_TERMINAL_ROOT
 
 
 def step_events(ecfg, p, F, y_old, t_old, h, t_new, n_active, active, roots, n_events,
@@ -179,14 +182,14 @@ def step_events(ecfg, p, F, y_old, t_old, h, t_new, n_active, active, roots, n_e
     ``active[:n_active]`` are the active slots (from :func:`find_active_events`), ``F``
     the step's interpolant. Records the roots scipy reports, in ``t_events`` and
     ``y_events`` while they fit. Returns the index in ``roots`` of the root that ends
-    the integration, -1 if none, or -2 if an event value failed the root search
-    (:func:`event_value_fails`).
+    the integration, ``NO_TERMINAL_ROOT`` if none, or ``ROOT_SEARCH_FAILED`` if an
+    event value failed the root search (:func:`event_value_fails`).
     """
     for a in range(n_active):
         roots[a] = event_root(ecfg[active[a], EC_HANDLE], p, F, y_old, t_old, h, t_new, yw, n,
                               nonfinite_fails, istate)
         if roots[a] != roots[a]:
-            return -2
+            return ROOT_SEARCH_FAILED
     n_keep = n_active
     stop = first_terminating(ecfg, n_events, active, n_active) >= 0
     if stop:
@@ -215,7 +218,7 @@ def step_events(ecfg, p, F, y_old, t_old, h, t_new, n_active, active, roots, n_e
         n_events[e] = k + 1
     if stop:
         return n_keep - 1
-    return -1
+    return NO_TERMINAL_ROOT
 
 
 def events_at_rest(ecfg, t, y, g, n_events, max_stored, t_events, y_events, active, n_ev, n):
