@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import batchivp as bi
-from batchivp import cache, render
+from batchivp import cache
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = "batchivp_generated_cpu_n1_0123456789abcdef0123"
@@ -178,7 +178,7 @@ def test_bench_quick_writes_json_and_plot_and_the_cache_is_clearable(tmp_path):
     usage = cache.cache_usage(folder)
     assert usage.modules and usage.numba_files
     assert run_cli(["cache", "clear"], folder).returncode == 0
-    assert not list(folder.rglob(render.MODULE_PREFIX + "*"))
+    assert not list(folder.rglob(cache.MODULE_PREFIX + "*"))
 
 
 def test_bench_refuses_an_unknown_case(tmp_path):

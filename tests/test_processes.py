@@ -199,7 +199,7 @@ def proc_decay(t, y, p, dydt):
 def _fresh_load(target="python"):
     """Load proc_decay's module as a new process would (nothing in memory)."""
     text, content_hash = render.render_source(target, 1, [proc_decay])
-    sys.modules.pop(f"{render.MODULE_PREFIX}{target}_n1_{content_hash}", None)
+    sys.modules.pop(cache.module_stem(target, "n1", content_hash), None)
     render._modules.clear()
     return render.load_module(target, 1, [proc_decay]), text
 
@@ -379,7 +379,7 @@ def test_a_long_compile_lock_wait_says_what_it_waits_for(tmp_path, monkeypatch, 
     monkeypatch.setattr(render, "_modules", {})
     monkeypatch.setattr(cache, "LOCK_NOTICE_SECONDS", 1.0)
     _, content_hash = render.render_source("python", 1, [proc_decay])
-    stem = f"{render.MODULE_PREFIX}python_n1_{content_hash}"
+    stem = cache.module_stem("python", "n1", content_hash)
     holder = _hold_lock(tmp_path / f"{stem}.lock")
     loaded = []
     loader = threading.Thread(target=lambda: loaded.append(_fresh_load()[0]), daemon=True)
@@ -422,7 +422,7 @@ def test_ctrl_c_interrupts_a_compile_lock_wait(tmp_path):
     holder = None
     try:
         content_hash = waiter.stdout.readline().strip()
-        holder = _hold_lock(tmp_path / f"{render.MODULE_PREFIX}python_n1_{content_hash}.lock")
+        holder = _hold_lock(tmp_path / f"{cache.module_stem('python', 'n1', content_hash)}.lock")
         waiter.stdin.write("go\n")
         waiter.stdin.flush()
         time.sleep(2.0)

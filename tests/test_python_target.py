@@ -20,7 +20,7 @@ from problems import decay, lotka, rotate
 from scipy.integrate import solve_ivp as scipy_solve_ivp
 
 import batchivp as bi
-from batchivp import render
+from batchivp import cache
 
 # A plain function handed back to scipy would make every comparison here vacuous.
 pytestmark = pytest.mark.filterwarnings("error::batchivp.CompilationWarning")
@@ -210,7 +210,7 @@ def test_the_core_runs_as_python_functions_of_the_generated_file():
 
     def profile(frame, event, arg):
         name = frame.f_code.co_filename
-        if event == "call" and os.path.basename(name).startswith(render.MODULE_PREFIX):
+        if event == "call" and os.path.basename(name).startswith(cache.MODULE_PREFIX):
             generated.setdefault(name, frame.f_globals)
             seen.add(frame.f_code.co_name)
 

@@ -16,8 +16,9 @@ each kernel is used; clear while no batchivp process is running.
 Two things must not stop a solve: a cache folder batchivp cannot write
 (:func:`usable_cache_dir` then compiles in a private temporary folder, with one
 warning), and a damaged cache file (a cut-short write, a full disk):
-:func:`heal_module_file` and :func:`damaged_numba_file` find it, and the file is
-replaced or removed, with one warning naming it.
+:func:`import_generated` finds it (:func:`module_file_intact`,
+:func:`remove_damaged_numba_files`), and the file is replaced or removed, with one
+warning naming it.
 """
 
 import atexit
@@ -258,6 +259,17 @@ def numba_cache_dirs(folder):
 
 
 # ---- importing a generated module: one process compiles it at a time ----
+
+def module_stem(*parts):
+    """The import name (and file stem) of a generated module named by ``parts``, which
+    end with its content hash: ``batchivp_generated_<parts joined by _>``."""
+    return MODULE_PREFIX + "_".join(parts)
+
+
+def module_path(stem):
+    """Where the generated module ``stem`` is written: the usable cache folder."""
+    return usable_cache_dir() / f"{stem}.py"
+
 
 def import_generated(path, text):
     """Write (or heal) the generated module ``text`` at ``path`` and import it.

@@ -21,7 +21,6 @@ import types
 from pathlib import Path
 
 from . import abi, bounds, cache, core, targets
-from .cache import MODULE_PREFIX
 from .source import record_of, rename_tokens
 
 TEMPLATE_NAME = "kernel.py.j2"
@@ -319,7 +318,7 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
 
 def _inlined_module(target, ndim, functions, events, norm_dim, recording):
     text, content_hash = render_source(target, ndim, functions, events, norm_dim, recording)
-    module = _import(f"{MODULE_PREFIX}{target}_n{ndim}_{content_hash}", text)
+    module = _import(cache.module_stem(target, f"n{ndim}", content_hash), text)
     # Equal text, equal dispatchers: another plugin set rendering the same module
     # adds its keys to the same handles.
     table = module.__dict__.setdefault("PLUGIN_HANDLES", {"rhs": {}, "event": {}})
@@ -339,9 +338,10 @@ _linked_cores = {}  # (target, ndim, norm_dim, $BATCHIVP_CACHE_DIR) -> linked co
 def kernel_kind(target):
     """``"linked"`` or ``"inlined"``: the kernel that runs plugins on ``target``.
     Linked on cpu and parallel (``auto``, the default of ``$BATCHIVP_KERNEL``): it
-    compiles the core once per target and dimension and each user function alone, and
-    a step costs 1.0-1.2x the inlined kernel's (benchmarks/README.md, "First call"). CUDA has no function pointers,
-    and the python target is the inlined module run as Python: always inlined."""
+    compiles the core once per target and dimension and each user function alone, for a
+    step a little dearer than the inlined kernel's (benchmarks/README.md, "First call").
+    CUDA has no function pointers, and the python target is the inlined module run as
+    Python: always inlined."""
     choice = os.environ.get(KERNEL_ENV_VAR, "auto").strip().lower() or "auto"
     if choice not in KERNEL_KINDS:
         raise ValueError(f"{KERNEL_ENV_VAR}={choice!r}: expected one of {', '.join(KERNEL_KINDS)}")
@@ -379,11 +379,11 @@ def linked_core(target, ndim, norm_dim=None):
 
 def _linked_stem(target, ndim, norm_dim=None):
     text, content_hash = render_linked(target, ndim, norm_dim)
-    return f"{MODULE_PREFIX}linked_{target}_n{ndim}_{content_hash}", text
+    return cache.module_stem("linked", target, f"n{ndim}", content_hash), text
 
 
 def _linked_compiled(stem):
-    return cache.is_compiled(cache.usable_cache_dir() / f"{stem}.py")
+    return cache.is_compiled(cache.module_path(stem))
 
 
 def warm(target_names, dims, jobs=None, out=sys.stdout):
@@ -419,13 +419,13 @@ def plugin_module(plugin):
     """The module of ``plugin``'s C function ``address`` (compiled, or loaded from the
     disk cache, once per process)."""
     text, content_hash = render_plugin(plugin)
-    return _import(f"{MODULE_PREFIX}plugin_{content_hash}", text)
+    return _import(cache.module_stem("plugin", content_hash), text)
 
 
 def _import(stem, text):
     module = sys.modules.get(stem)
     if module is None:
-        module = cache.import_generated(cache.usable_cache_dir() / f"{stem}.py", text)
+        module = cache.import_generated(cache.module_path(stem), text)
     return module
 
 
