@@ -13,9 +13,7 @@ import time
 import numpy as np
 
 import batchivp as bi
-
-MU_EARTH = 398600.4418  # km^3/s^2 (Vallado, Fundamentals of Astrodynamics, 4th ed.)
-R_EARTH = 6378.137  # km
+from batchivp.orbit.constants import MU_EARTH, R_EARTH  # km^3/s^2, km
 
 
 @bi.rhs

@@ -162,7 +162,7 @@ def params(value, n_prob):
 def span(value, n_prob):
     """``(N, 2)``: t0 finite, tf not NaN. tf = inf or -inf is legal, as in scipy (a
     terminal event ends the problem; without one it runs until Ctrl-C or its step
-    grows to infinity, status -8)."""
+    grows to infinity, ``Status.INFINITE_STEP``)."""
     span_ = per_problem(value, "t_span", n_prob)
     bad = ~np.isfinite(span_[:, 0])
     if bad.any():

@@ -37,9 +37,8 @@ def _two_orbits(mu):
 
 def _checked(res):
     """The batch or orbit result, after checking no problem failed."""
-    status = res.status
-    if (status < 0).any():
-        raise RuntimeError(f"a problem failed: status {status.tolist()}")
+    if not res.success.all():
+        raise RuntimeError(f"a problem failed: status {res.status.tolist()}")
     return {"nfev_total": int(res.nfev.sum())}
 
 
