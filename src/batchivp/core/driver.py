@@ -3,9 +3,10 @@
 Same contract as ``dop853.py``. The kernel entry point of every target calls
 :func:`dop853_advance` once per problem and call; it starts a pending problem, then
 takes at most ``icfg[IC_CHUNK_STEPS]`` accepted steps. After each step, in scipy's
-order [1]_: the events (:func:`advance_events`, with ``events.py``), the ``t_eval``
-output from the step's interpolant (up to the terminating root, if any) and the step
-record (:func:`output_t_eval`, :func:`record_row`), and the end test. The
+order [1]_: the events (``events.py``; the roots of a sign change in
+:func:`step_roots`), the ``t_eval`` output from the step's interpolant (up to the
+terminating root, if any) and the step record (:func:`output_t_eval`,
+:func:`record_row`), and the end test. The
 interpolant's three extra stages are computed at most once a step, and only in steps
 that need them (a ``t_eval`` point or an active event), so ``nfev`` is scipy's.
 
@@ -111,17 +112,11 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
                    n, m, n_ev, recording):
     """Start (if pending) and integrate one problem for at most ``icfg[chunk]`` steps,
     leaving ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED`` when the
-    step record is full. The arguments up to ``y`` are the kernel's (``abi.ARGUMENTS``,
-    in order), then the work arrays (``abi.WORK_ARRAYS``: ``W`` holds ``y_new``,
-    ``y_old``, ``ytmp`` and ``G`` ``g_new``, ``roots``, so that the call stays within
-    ``abi.MAX_CALL_ARGUMENTS``), ``m`` the norm components (``n``, or ``n // 2`` for a
-    complex state) and ``recording`` (the module's ``RECORDING``: 0 compiles the step
-    record out)."""
-    y_new = W[0]
-    y_old = W[1]
-    ytmp = W[2]
-    g_new = G[0]
-    roots = G[1]
+    step record is full. The kernel's arguments (``abi.ARGUMENTS``), the work arrays
+    (``abi.WORK_ARRAYS``), ``m`` the norm components (``n``, or ``n // 2`` for a complex
+    state), ``recording`` the module's ``RECORDING`` (0: no step record)."""
+    y_new, y_old, ytmp = W[0], W[1], W[2]  # rows of one array: abi.MAX_CALL_ARGUMENTS
+    g_new, roots = G[0], G[1]
     if istate[IS_STATUS] == STATUS_PENDING:
         dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
                      rec_t, rec_y, K, ytmp, n, m, n_ev, recording)
@@ -130,9 +125,7 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
     handle = icfg[IC_HANDLE]
     t_bound = tcfg[TC_TF]
     max_step = tcfg[TC_MAX_STEP]
-    direction = 1.0
-    if t_bound < tcfg[TC_T0]:
-        direction = -1.0
+    direction = -1.0 if t_bound < tcfg[TC_T0] else 1.0
     steps_left = icfg[IC_CHUNK_STEPS]
     while steps_left > 0:
         t_old = fstate[FS_T]
@@ -163,13 +156,23 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
             if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                 return
         stop = STATUS_RUNNING
-        if n_ev > 0:
-            stop, have_dense = advance_events(icfg, ecfg, p, t_old, h, y_old, y, f, K, F,
-                                              ytmp, fstate, istate, g, g_new, active, roots,
-                                              n_events, t_events, y_events, have_dense, n,
-                                              n_ev)
+        if n_ev > 0:  # scipy's find_active_events and handle_events
+            finite = event_values(ecfg, fstate[FS_T], y, p, g_new, n_ev, istate)
             if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-                return
+                return  # g is left as it was
+            if not finite and icfg[IC_EVENT_RULE] == EVENTS_BATCH:
+                stop = STATUS_EVENT_NONFINITE
+            else:
+                n_active = find_active_events(g, g_new, ecfg, active, n_ev)
+                if n_active > 0:  # rare: the roots, out of the step's hot path
+                    stop = step_roots(icfg, ecfg, p, t_old, h, y_old, y, f, K, F, ytmp,
+                                      fstate, istate, active, n_active, roots, n_events,
+                                      t_events, y_events, have_dense, n)
+                    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+                        return
+                    have_dense = True
+                for e in range(n_ev):
+                    g[e] = g_new[e]
         i_eval = istate[IS_I_EVAL]
         if i_eval < icfg[IC_N_EVAL] and direction * (t_eval[i_eval] - fstate[FS_T]) <= 0.0:
             output_t_eval(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp,
@@ -217,50 +220,31 @@ def record_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, rec_F, ista
             rec_F[row, r, i] = F[r, i]
 
 
-def advance_events(icfg, ecfg, p, t_old, h, y_old, y, f, K, F, ytmp, fstate, istate, g,
-                   g_new, active, roots, n_events, t_events, y_events, have_dense, n, n_ev):
-    """The events of the step just taken, ``[t_old, fstate[FS_T]]`` (scipy's
-    ``find_active_events`` and ``handle_events``); ``g`` moves to the step's end.
-
-    Builds the interpolant into ``F`` when an event is active and ``have_dense`` is
-    False. Returns ``(stop, have_dense)``: ``stop`` is ``STATUS_RUNNING``,
-    ``STATUS_EVENT`` (a terminal event: ``y`` and ``fstate[FS_T]`` are moved to its
-    root) or ``STATUS_EVENT_NONFINITE``; ``have_dense`` whether ``F`` holds the
-    interpolant. The caller tests the status (``STATUS_INDEX`` from an evaluation;
-    ``g`` is then left as it was).
-    """
+def step_roots(icfg, ecfg, p, t_old, h, y_old, y, f, K, F, ytmp, fstate, istate, active,
+               n_active, roots, n_events, t_events, y_events, have_dense, n):
+    """The roots of the ``n_active`` events active in the step just taken, ``[t_old,
+    fstate[FS_T]]`` (scipy's ``handle_events``), on its interpolant (built into ``F``
+    unless ``have_dense``). Returns ``STATUS_RUNNING``, ``STATUS_EVENT`` (a terminal
+    event: ``y`` and ``fstate[FS_T]`` are moved to its root) or
+    ``STATUS_EVENT_NONFINITE``. The caller tests the status (``STATUS_INDEX``)."""
     t = fstate[FS_T]
-    nonfinite_fails = icfg[IC_EVENT_RULE] == EVENTS_BATCH
-    stop = STATUS_RUNNING
-    finite = event_values(ecfg, t, y, p, g_new, n_ev, istate)
-    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-        return stop, have_dense
-    if not finite and nonfinite_fails:
-        return STATUS_EVENT_NONFINITE, have_dense
-    n_active = find_active_events(g, g_new, ecfg, active, n_ev)
-    if n_active > 0:
-        if not have_dense:
-            build_interpolant(icfg[IC_HANDLE], t_old, y_old, y, f, h, p, K, F, ytmp, istate,
-                              n)
-            if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-                return stop, have_dense
-            have_dense = True
-        last = step_events(ecfg, p, F, y_old, t_old, h, t, n_active, active, roots,
-                           n_events, icfg[IC_EVENT_BUFFER], t_events, y_events, ytmp, n,
-                           nonfinite_fails, istate)
+    if not have_dense:
+        build_interpolant(icfg[IC_HANDLE], t_old, y_old, y, f, h, p, K, F, ytmp, istate, n)
         if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
-            return stop, have_dense
-        if last == ROOT_SEARCH_FAILED:
-            stop = STATUS_EVENT_NONFINITE
-        elif last >= 0:
-            # A terminal event: the problem ends at its root (scipy's t, y).
-            stop = STATUS_EVENT
-            t = roots[last]
-            dense_eval(F, y_old, t_old, h, t, y, n)
-            fstate[FS_T] = t
-    for e in range(n_ev):
-        g[e] = g_new[e]
-    return stop, have_dense
+            return STATUS_RUNNING
+    last = step_events(ecfg, p, F, y_old, t_old, h, t, n_active, active, roots, n_events,
+                       icfg[IC_EVENT_BUFFER], t_events, y_events, ytmp, n,
+                       icfg[IC_EVENT_RULE] == EVENTS_BATCH, istate)
+    if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+        return STATUS_RUNNING
+    if last == ROOT_SEARCH_FAILED:
+        return STATUS_EVENT_NONFINITE
+    if last >= 0:  # a terminal event: the problem ends at its root (scipy's t, y)
+        t = roots[last]
+        dense_eval(F, y_old, t_old, h, t, y, n)
+        fstate[FS_T] = t
+        return STATUS_EVENT
+    return STATUS_RUNNING
 
 
 def output_t_eval(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp, fstate,
