@@ -21,11 +21,13 @@ def test_dop853_advance_takes_the_kernel_arguments_in_table_order():
     assert len(params) <= abi.MAX_CALL_ARGUMENTS
 
 
-def test_kernel_arguments_are_taken_by_name_in_table_order():
+def test_kernel_arguments_are_the_records_in_table_order():
     inputs = abi.Inputs(*abi.Inputs._fields)
     state = abi.State(*abi.State._fields)
     assert abi.kernel_arguments(inputs, state) == abi.KERNEL_ARGUMENTS
-    assert abi.ARGUMENTS[-1].role == abi.OUTPUT  # guvectorize takes the output last
+    roles = [a.role for a in abi.ARGUMENTS]
+    assert roles == sorted(roles, key=[abi.INPUT, abi.STATE, abi.OUTPUT].index)
+    assert roles.count(abi.OUTPUT) == 1  # guvectorize takes the output last
 
 
 def test_generated_entry_point_has_the_table_signature():

@@ -102,6 +102,8 @@ WORK_ARRAYS = (
 MODULE_CONSTANTS = ("NDIM", "NORM_DIM", "NEVENTS", "RECORDING")
 
 KERNEL_ARGUMENTS = tuple(a.name for a in ARGUMENTS)
+_STATE_ARRAYS = tuple((a.dims, np.dtype(a.dtype), a.fill) for a in ARGUMENTS if a.role != INPUT)
+_PENDING = int(Status.PENDING)
 Inputs = collections.namedtuple("Inputs", [a.name for a in ARGUMENTS if a.role == INPUT])
 State = collections.namedtuple("State", [a.name for a in ARGUMENTS if a.role != INPUT])
 Inputs.__doc__ = "The kernel's inputs of a batch, ``(N, ...)`` host arrays (abi.ARGUMENTS)."
@@ -110,9 +112,11 @@ State.__doc__ = ("The resumable state and output of a batch, ``(N, ...)`` host a
 
 
 def kernel_arguments(inputs, state):
-    """The kernel's arguments in :data:`ARGUMENTS` order, taken by name from ``inputs``
-    (:class:`Inputs`) and ``state`` (:class:`State`): arrays, rows or device arrays."""
-    return tuple(getattr(inputs if a.role == INPUT else state, a.name) for a in ARGUMENTS)
+    """The kernel's arguments in :data:`ARGUMENTS` order from ``inputs``
+    (:class:`Inputs`) and ``state`` (:class:`State`): arrays, rows or device arrays.
+    The table lists inputs, then state, then the output (checked at import), the
+    records' own orders."""
+    return (*inputs, *state)
 
 
 def _array_type(arg):
@@ -177,9 +181,17 @@ def core_sizes(ndim, n_params=1, n_eval=1, n_slots=1, n_stored=1, n_rows=1, n_in
 def new_state(n_prob, sizes):
     """The :class:`State` of a fresh batch of ``n_prob`` problems (``sizes``:
     :func:`core_sizes`): every problem pending, outputs NaN."""
-    state = State(*(np.full((n_prob,) + tuple(sizes[d] for d in a.dims), a.fill, dtype=a.dtype)
-                    for a in ARGUMENTS if a.role != INPUT))
-    state.istate[:, core.IS_STATUS] = Status.PENDING
+    arrays = []
+    size_of = sizes.__getitem__
+    for dims, dtype, fill in _STATE_ARRAYS:  # solve_ivp makes one a call: kept quick
+        shape = (n_prob, *map(size_of, dims))
+        if fill == 0:
+            arrays.append(np.zeros(shape, dtype))
+        else:
+            arrays.append(np.empty(shape, dtype))
+            arrays[-1].fill(fill)
+    state = State._make(arrays)
+    state.istate[:, core.IS_STATUS] = _PENDING
     return state
 
 
@@ -211,29 +223,43 @@ ICFG_FIELDS = dict(handle=core.IC_HANDLE, n_eval=core.IC_N_EVAL, max_steps=core.
                    event_rule=core.IC_EVENT_RULE, n_events=core.IC_N_EVENTS)
 
 
+_CONFIG_FIELDS = frozenset(TCFG_FIELDS) | frozenset(ICFG_FIELDS)
+
+
 def pack_config(n_prob, **values):
     """``(tcfg, icfg)`` of ``n_prob`` problems, ``(N, TCFG_SIZE)`` floats and ``(N,
     ICFG_SIZE)`` int64, from every field of :data:`TCFG_FIELDS` and
     :data:`ICFG_FIELDS` by name, each a scalar or an ``(N,)`` array."""
-    missing = (TCFG_FIELDS.keys() | ICFG_FIELDS.keys()) ^ values.keys()
-    if missing:
-        raise TypeError(f"pack_config: fields missing or unknown: {sorted(missing)}")
+    if values.keys() != _CONFIG_FIELDS:
+        raise TypeError("pack_config: fields missing or unknown: "
+                        f"{sorted(_CONFIG_FIELDS ^ values.keys())}")
     tcfg = np.empty((n_prob, core.TCFG_SIZE))
     icfg = np.empty((n_prob, core.ICFG_SIZE), dtype=np.int64)
     for fields, packed in ((TCFG_FIELDS, tcfg), (ICFG_FIELDS, icfg)):
+        # Scalars into one row, copied to every problem: solve_ivp packs one a call.
+        row, columns = np.empty(packed.shape[1], packed.dtype), []
         for name, index in fields.items():
-            packed[:, index] = values[name]
+            value = values[name]
+            if isinstance(value, (int, float, np.number)):
+                row[index] = value
+            else:
+                columns.append((index, value))
+        packed[:] = row
+        for index, value in columns:
+            packed[:, index] = value
     return tcfg, icfg
 
 
 def _check_tables():
-    """Each configuration field has one index and every index a field; the output is
-    the last argument; the entry point's call of dop853_advance stays inlinable on cuda."""
+    """Each configuration field has one index and every index a field; the arguments
+    are in role order; the entry point's call of dop853_advance stays inlinable on cuda."""
     for fields, size in ((TCFG_FIELDS, core.TCFG_SIZE), (ICFG_FIELDS, core.ICFG_SIZE)):
         if sorted(fields.values()) != list(range(size)):
             raise RuntimeError(f"abi: configuration fields {fields} do not cover 0..{size - 1}")
-    if [a.role for a in ARGUMENTS].index(OUTPUT) != len(ARGUMENTS) - 1:
-        raise RuntimeError("abi: the output must be the last argument (guvectorize's layout)")
+    roles = [a.role for a in ARGUMENTS]
+    if roles != sorted(roles, key=(INPUT, STATE, OUTPUT).index) or roles[-1] != OUTPUT:
+        raise RuntimeError("abi: list the inputs, then the state, then the one output (the "
+                           "host passes Inputs then State; guvectorize takes outputs last)")
     n_call = len(ARGUMENTS) + len(WORK_ARRAYS) + len(MODULE_CONSTANTS)
     if n_call > MAX_CALL_ARGUMENTS:
         raise RuntimeError(f"abi: dop853_advance would take {n_call} arguments, more than "

@@ -34,6 +34,8 @@ from .host_loop import OneProblemChunks, run_kernel
 from .registry import EventFunction, RhsFunction
 from .status import Status, ivp_status
 
+_PAUSED = int(Status.PAUSED)  # a plain int: numpy compares it at once
+
 FIRST_RECORD_ROWS = 256
 FIRST_EVENT_ROWS = 64
 RK_OPTIONS = ("first_step", "max_step", "rtol", "atol")
@@ -263,8 +265,9 @@ class _Problem:
     def _per_component(self, tol):
         """A tolerance (scalar or ``(m,)``, scipy's ``validate_tol``) as one value per
         real component: a complex component's real and imaginary parts share its own."""
-        tol_m = np.broadcast_to(np.asarray(tol, dtype=float), (self.m,))
-        return np.concatenate([tol_m, tol_m]) if self.complex else tol_m.copy()
+        per = np.empty((2, self.m) if self.complex else self.m)
+        per[...] = tol
+        return per.reshape(-1)
 
     def _check_kinds(self, event_list):
         """A complex state needs a plain rhs, cuda registered functions."""
@@ -344,7 +347,7 @@ class _Problem:
             # them Python's own SIGINT handler raises KeyboardInterrupt, scipy's contract.
             run_kernel(module, self.target, inputs, state,
                        schedule=OneProblemChunks(state.istate) if CHUNK_STEPS is None else None)
-            if state.istate[0, core.IS_STATUS] != Status.PAUSED:
+            if state.istate[0, core.IS_STATUS] != _PAUSED:
                 return state
             # The step record is full: double it and resume where the problem paused.
             rows *= 2
@@ -366,10 +369,9 @@ class _Problem:
         return x
 
     def _result(self, state):
-        fstate, istate, yout, n_events, t_events, y_events, rec_t, rec_y, rec_F = (
-            getattr(state, name)[0] for name in ("fstate", "istate", "yout", "n_events",
-                                                 "t_events", "y_events", "rec_t", "rec_y",
-                                                 "rec_F"))
+        fstate, istate, yout = state.fstate[0], state.istate[0], state.yout[0]
+        n_events, t_events, y_events = state.n_events[0], state.t_events[0], state.y_events[0]
+        rec_t, rec_y, rec_F = state.rec_t[0], state.rec_y[0], state.rec_F[0]
         status, message = ivp_status(istate[core.IS_STATUS])
         n_rec = int(istate[core.IS_N_REC])
         steps_t = rec_t[:n_rec].copy()

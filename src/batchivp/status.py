@@ -115,6 +115,7 @@ class Status(enum.IntEnum):
 SUCCESSFUL = tuple(int(s) for s in Status if s.successful)
 UNFINISHED = tuple(int(s) for s in Status if s.unfinished)
 MESSAGES = {int(s): s.message for s in Status}
+_IVP = {int(s): (s.ivp_status, s.ivp_message) for s in Status}
 
 
 def _any_of(status, codes):
@@ -145,9 +146,8 @@ def status_message(code):
 def ivp_status(code):
     """``solve_ivp``'s ``(status, message)`` for the kernel's status ``code`` (an int)."""
     code = int(code)
-    if code in MESSAGES:
-        member = Status(code)
-        return member.ivp_status, member.ivp_message
+    if code in _IVP:
+        return _IVP[code]
     return -1, GENERIC.format(status=code)
 
 
