@@ -254,8 +254,8 @@ class _Orbits:
 
 
 def _validate(r, v, t_eval, t_span, forces, events, epoch, max_step, rtol, atol):
-    """The :class:`_Orbits` of a call, or the error naming the first bad argument,
-    before anything is rendered."""
+    """The :class:`_Orbits` of a call, or the error naming the first bad argument
+    (the epoch's values and the indices of forces and events are :func:`_pack`'s)."""
     r, v = units.plain(r, "km", "r"), units.plain(v, "km / s", "v")
     t_eval = units.plain(t_eval, "s", "t_eval")
     t_span = units.plain(t_span, "s", "t_span")
@@ -317,6 +317,7 @@ def _pack(call):
 
 
 def _orbit_result(res, forces, events):
+    """The :class:`OrbitResult` of :func:`batchivp.solve_batch`'s result ``res``."""
     n_obj = res.status.shape[0]
     reentered = np.zeros(n_obj, dtype=bool)
     t_reentry = np.full(n_obj, np.nan)
