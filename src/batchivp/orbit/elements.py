@@ -264,6 +264,22 @@ def kepler_propagate(r0, v0, dt, mu=MU_EARTH):
     rv0 = np.einsum("...i,...i->...", r0, v0)
     alpha = 2.0 / r0n - np.einsum("...i,...i->...", v0, v0) / mu  # 1 / a
 
+    dt, chi = _kepler_start(alpha, r0n, rv0, dt, mu, sqrt_mu)
+    chi = _kepler_newton(chi, alpha, r0n, rv0, dt, sqrt_mu)
+    radius, _, z, c2, c3 = _universal_kepler(chi, alpha, r0n, rv0, dt, sqrt_mu)
+    chi2 = chi * chi
+    f = 1.0 - chi2 / r0n * c2
+    g = dt - chi2 * chi / sqrt_mu * c3
+    fdot = sqrt_mu / (radius * r0n) * chi * (z * c3 - 1.0)
+    gdot = 1.0 - chi2 / radius * c2
+    r = f[..., None] * r0 + g[..., None] * v0
+    v = fdot[..., None] * r0 + gdot[..., None] * v0
+    return r, v
+
+
+def _kepler_start(alpha, r0n, rv0, dt, mu, sqrt_mu):
+    """``dt`` reduced by whole periods for a closed orbit (``alpha = 1/a > 0``), and
+    the first guess of the universal variable ``chi``."""
     closed = alpha > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         period_ = np.where(closed, 2.0 * np.pi / (np.sqrt(mu) * np.abs(alpha) ** 1.5), np.inf)
@@ -277,35 +293,31 @@ def kepler_propagate(r0, v0, dt, mu=MU_EARTH):
         arg = (-2.0 * mu * alpha * dt) / (rv0 + sgn * np.sqrt(-mu * a_hyp) * (1.0 - r0n * alpha))
         chi_hyp = sgn * np.sqrt(-a_hyp) * np.log(arg)
     use_hyp = (alpha < 0) & np.isfinite(chi_hyp) & (arg > 0)
-    chi = np.where(use_hyp, chi_hyp, chi)
+    return dt, np.where(use_hyp, chi_hyp, chi)
 
-    def radius_and_residual(chi):
-        z = alpha * chi * chi
-        c2, c3 = stumpff_c2_c3(z)
-        chi2 = chi * chi
-        radius = chi2 * c2 + rv0 / sqrt_mu * chi * (1.0 - z * c3) + r0n * (1.0 - z * c2)
-        residual = chi2 * chi * c3 + rv0 / sqrt_mu * chi2 * c2 + r0n * chi * (1.0 - z * c3) \
-            - sqrt_mu * dt
-        return radius, residual, z, c2, c3
 
+def _kepler_newton(chi, alpha, r0n, rv0, dt, sqrt_mu):
+    """``chi`` solving the universal Kepler equation, by Newton's method from ``chi``;
+    RuntimeError if it has not converged in ``_KEPLER_MAX_ITER`` iterations."""
     for _ in range(_KEPLER_MAX_ITER):
-        radius, residual, z, c2, c3 = radius_and_residual(chi)
+        radius, residual, z, c2, c3 = _universal_kepler(chi, alpha, r0n, rv0, dt, sqrt_mu)
         step = residual / radius  # dF/dchi = radius
         chi = chi - step
         # Non-finite members (a NaN state) are left to give NaN, not to stall the batch.
         tolerance = 4.0 * np.finfo(float).eps * np.maximum(np.abs(chi), 1.0)
         if np.all(~np.isfinite(step) | (np.abs(step) <= tolerance)):
-            break
-    else:
-        raise RuntimeError("kepler_propagate: Newton's method did not converge in "
-                           f"{_KEPLER_MAX_ITER} iterations")
+            return chi
+    raise RuntimeError("kepler_propagate: Newton's method did not converge in "
+                       f"{_KEPLER_MAX_ITER} iterations")
 
-    radius, _, z, c2, c3 = radius_and_residual(chi)
+
+def _universal_kepler(chi, alpha, r0n, rv0, dt, sqrt_mu):
+    """At ``chi``: the radius (the derivative of the residual), the residual of the
+    universal Kepler equation, ``z = alpha chi^2`` and the Stumpff ``C(z)``, ``S(z)``."""
+    z = alpha * chi * chi
+    c2, c3 = stumpff_c2_c3(z)
     chi2 = chi * chi
-    f = 1.0 - chi2 / r0n * c2
-    g = dt - chi2 * chi / sqrt_mu * c3
-    fdot = sqrt_mu / (radius * r0n) * chi * (z * c3 - 1.0)
-    gdot = 1.0 - chi2 / radius * c2
-    r = f[..., None] * r0 + g[..., None] * v0
-    v = fdot[..., None] * r0 + gdot[..., None] * v0
-    return r, v
+    radius = chi2 * c2 + rv0 / sqrt_mu * chi * (1.0 - z * c3) + r0n * (1.0 - z * c2)
+    residual = chi2 * chi * c3 + rv0 / sqrt_mu * chi2 * c2 + r0n * chi * (1.0 - z * c3) \
+        - sqrt_mu * dt
+    return radius, residual, z, c2, c3

@@ -226,19 +226,65 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
     >>> res.r.shape
     (1, 3, 2)
     """
+    call = _validate(r, v, t_eval, t_span, forces, events, epoch, max_step, rtol, atol)
+    rhs, p, placed, y0 = _pack(call)
+    res = solve_batch(rhs, call.t_span, y0, p, t_eval=call.t_eval, events=placed,
+                      max_events=max_events, rtol=call.rtol, atol=call.atol,
+                      max_step=call.max_step, max_steps=max_steps, target=target,
+                      progress=progress)
+    return _orbit_result(res, call.forces, call.events)
+
+
+@dataclass(frozen=True)
+class _Orbits:
+    """One validated call of :func:`propagate`: plain numbers in the units of its
+    docstring, the forces and events checked."""
+
+    r0: object  # (N, 3) [km], a Dask array when lazy
+    v0: object  # (N, 3) [km/s]
+    lazy: bool  # r or v is a Dask array
+    t_eval: object
+    t_span: object
+    forces: tuple
+    events: tuple
+    epoch: object
+    max_step: object
+    rtol: object
+    atol: object
+
+
+def _validate(r, v, t_eval, t_span, forces, events, epoch, max_step, rtol, atol):
+    """The :class:`_Orbits` of a call, or the error naming the first bad argument
+    (the epoch's values and the indices of forces and events are :func:`_pack`'s)."""
     r, v = units.plain(r, "km", "r"), units.plain(v, "km / s", "v")
     t_eval = units.plain(t_eval, "s", "t_eval")
     t_span = units.plain(t_span, "s", "t_span")
     max_step = units.plain(max_step, "s", "max_step")
     rtol, atol = units.plain(rtol, "", "rtol"), units.plain(atol, None, "atol (km for r, km/s for v)")
     lazy = is_dask(r) or is_dask(v)
+    r0, v0 = _initial_state(r, v, lazy)
+    t_span = _span(t_span, t_eval)
+    events = _event_tuple(events)
+    forces = _check_forces(forces)
+    _check_epoch_given(epoch, forces, events)
+    return _Orbits(r0=r0, v0=v0, lazy=lazy, t_eval=t_eval, t_span=t_span, forces=forces,
+                   events=events, epoch=epoch, max_step=max_step, rtol=rtol, atol=atol)
+
+
+def _initial_state(r, v, lazy):
+    """``r`` and ``v`` (plain numbers) as two (N, 3) arrays, checked as far as their
+    values are known here."""
     r0 = _state_part(r, "r", lazy)
     v0 = _state_part(v, "v", lazy)
     if r0.shape != v0.shape:
         raise ValueError(f"r and v must have the same shape (N, 3), got {r0.shape} and {v0.shape}")
-    n_obj = r0.shape[0]
     if not lazy and np.any(np.sum(r0 * r0, axis=1) == 0.0):
         raise ValueError("r holds a zero position vector (the centre of the Earth)")
+    return r0, v0
+
+
+def _span(t_span, t_eval):
+    """``t_span``, by default ``(0, t_eval[-1])``."""
     if t_span is None:
         if t_eval is None:
             raise ValueError("give t_eval (times to report) or t_span=(t0, tf) [s since the epoch]")
@@ -246,29 +292,32 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
         if t_last.size == 0:
             raise ValueError("t_eval is empty")
         t_span = (0.0, float(t_last[-1]))
-    events = _event_tuple(events)
-    forces = _check_forces(forces)
-    _check_epoch_given(epoch, forces, events)
+    return t_span
+
+
+def _pack(call):
+    """What :func:`batchivp.solve_batch` takes for a validated call: the right-hand
+    side, the parameter matrix, the events placed in it and ``y0`` (lazy if ``r`` or
+    ``v`` is)."""
+    forces, events, n_obj = call.forces, call.events, call.r0.shape[0]
     rhs = force_model(forces)
-    p = parameter_matrix(forces, n_obj, epoch, events)
+    p = parameter_matrix(forces, n_obj, call.epoch, events)
     placed = event_functions(forces, events)
     # Forces and events index y and p in range (a UserForce within its own params).
     bounds.check([rhs], [e for e in placed if isinstance(e, EventFunction)], 6, p.shape[1],
                  ORBIT_ARGUMENTS)
-    if lazy:  # one block of objects per chunk of r, each solved where it lies
+    if call.lazy:  # one block of objects per chunk of r, each solved where it lies
         import dask.array as da
 
-        r0 = da.asarray(r0)
-        y0 = da.concatenate([r0, da.asarray(v0).rechunk(r0.chunks)], axis=1)
+        r0 = da.asarray(call.r0)
+        y0 = da.concatenate([r0, da.asarray(call.v0).rechunk(r0.chunks)], axis=1)
     else:
-        y0 = np.concatenate([r0, v0], axis=1)
-    res = solve_batch(rhs, t_span, y0, p, t_eval=t_eval, events=placed,
-                      max_events=max_events, rtol=rtol, atol=atol, max_step=max_step,
-                      max_steps=max_steps, target=target, progress=progress)
-    return _orbit_result(res, forces, events)
+        y0 = np.concatenate([call.r0, call.v0], axis=1)
+    return rhs, p, placed, y0
 
 
 def _orbit_result(res, forces, events):
+    """The :class:`OrbitResult` of :func:`batchivp.solve_batch`'s result ``res``."""
     n_obj = res.status.shape[0]
     reentered = np.zeros(n_obj, dtype=bool)
     t_reentry = np.full(n_obj, np.nan)
