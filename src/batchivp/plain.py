@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .registry import EventFunction, RhsFunction
-from .source import (Helper, Plugin, Uncompilable, add_helper, def_name, describe, digest,
-                     rename_tokens)
+from .source import (Helper, Plugin, Uncompilable, add_helper, def_name, def_source, describe,
+                     digest, rename_tokens)
 
 
 # ---- args ----
@@ -113,7 +113,6 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
     call = f"{callee}(t, {ys}{''.join(', ' + e for e in layout.expressions)})"
     if kind == "event":
         lines.append(f"return {call}" if output == "scalar" else f"return {call}[0]")
-        args, fname = "t, y, p", "plain_event"
     else:
         lines.append(f"out = {call}")
         index = {"sequence": "out[i]", "scalar": "out", "column": "out[i, 0]"}[output]
@@ -124,15 +123,9 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
             lines.append(f"    dydt[i + {m}] = v.imag")
         else:
             lines.append(f"    dydt[i] = {index}")
-        args, fname = "t, y, p, dydt", "plain_rhs"
-    source = def_source(fname, args, lines)
+    fname = f"plain_{kind}"
     cls = EventFunction if kind == "event" else RhsFunction
-    return _plugin(cls, fname, source, helpers, func, describe(func))
-
-
-def def_source(name, args, lines):
-    """The text of ``def name(args):`` with ``lines`` as its body."""
-    return f"def {name}({args}):\n" + "".join(f"    {line}\n" for line in lines)
+    return _plugin(cls, fname, def_source(fname, kind, lines), helpers, func, describe(func))
 
 
 def _plugin(cls, fname, source, helpers, py_func, origin):

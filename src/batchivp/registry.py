@@ -40,8 +40,6 @@ import numpy
 from . import source as src
 from .source import Plugin, SourceError, Uncompilable, function_source
 
-RHS_ARGS = ("t", "y", "p", "dydt")
-EVENT_ARGS = ("t", "y", "p")
 TERMINAL_MESSAGE = "The `terminal` attribute of each event must be a boolean or positive integer."
 _BOOL_TYPES = (bool, numpy.bool_)
 
@@ -275,10 +273,10 @@ def rhs(func=None, *, n=None, n_params=None):
         return lambda f: rhs(f, n=n, n_params=n_params)
     if isinstance(func, RhsFunction):
         return func.with_dimensions(n, n_params) if (n, n_params) != (None, None) else func
-    return _register_function("rhs", func, RHS_ARGS).with_dimensions(n, n_params)
+    return _register_function("rhs", func).with_dimensions(n, n_params)
 
 
-def _register_function(kind, func, expected_args):
+def _register_function(kind, func):
     """Register a decorated Python function of ``kind`` from its source file."""
     if not isinstance(func, types.FunctionType):
         raise RegistrationError(
@@ -291,8 +289,7 @@ def _register_function(kind, func, expected_args):
         hint = "" if "register_rhs" in str(exc) else (
             f"; define it in a file, or pass the source text to batchivp.register_{kind}(source)")
         raise RegistrationError(f"{kind} {name!r}: {exc}{hint}") from None
-    return _register(kind, name, raw, func, func.__globals__,
-                     f"{filename}:{first_line}", expected_args)
+    return _register(kind, name, raw, func, func.__globals__, f"{filename}:{first_line}")
 
 
 def register_rhs(source):
@@ -301,10 +298,10 @@ def register_rhs(source):
     Top-level ``import`` lines and constant assignments before the ``def`` are allowed
     and become the function's globals. Returns the :class:`RhsFunction`.
     """
-    return _register_source("rhs", source, RHS_ARGS)
+    return _register_source("rhs", source)
 
 
-def _register_source(kind, source, expected_args, check_options=None):
+def _register_source(kind, source, check_options=None):
     """Register the one ``def`` of a source text as a function of ``kind``."""
     if not isinstance(source, str):
         raise RegistrationError(
@@ -315,8 +312,7 @@ def _register_source(kind, source, expected_args, check_options=None):
     if check_options is not None:
         check_options(func.__name__)
     def_source, def_line = _def_source(source, func)
-    return _register(kind, func.__name__, def_source, func, namespace,
-                     f"{filename}:{def_line}", expected_args)
+    return _register(kind, func.__name__, def_source, func, namespace, f"{filename}:{def_line}")
 
 
 _KEEP = object()  # an option not given: the event's own (False / 0.0 for a new one)
@@ -350,7 +346,7 @@ def event(func=None, *, terminal=_KEEP, direction=_KEEP, n=None, n_params=None):
     terminal = False if terminal is _KEEP else terminal
     direction = 0.0 if direction is _KEEP else direction
     check_event_options(terminal, direction, getattr(func, "__name__", "<event>"))
-    return _register_function("event", func, EVENT_ARGS).with_options(
+    return _register_function("event", func).with_options(
         terminal, direction).with_dimensions(n, n_params)
 
 
@@ -360,7 +356,7 @@ def register_event(source, terminal=False, direction=0.0):
     As :func:`register_rhs` for the text; ``terminal`` and ``direction`` as for
     :func:`event`. Returns the :class:`EventFunction`.
     """
-    base = _register_source("event", source, EVENT_ARGS,
+    base = _register_source("event", source,
                             lambda name: check_event_options(terminal, direction, name))
     return base.with_options(terminal, direction)
 
@@ -408,7 +404,7 @@ def _def_source(source, func):
     return "\n".join(source.splitlines()[first - 1 : node.end_lineno]) + "\n", first
 
 
-def _register(kind, name, source, func, func_globals, origin, expected_args):
+def _register(kind, name, source, func, func_globals, origin):
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -423,7 +419,7 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
         raise RegistrationError(
             f"{where}: it is the function {node.name!r} defined there, under the name "
             f"{name!r} (a decorator wrapped it?); register the function itself")
-    _check_signature(node, where, expected_args)
+    _check_signature(node, where, kind)
     _check_body(node, where, kind, origin)
     # Drop decorators: the def line onwards, as written.
     lines = source.splitlines()
@@ -446,7 +442,7 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
                     # again): follow the new function's values from now on.
                     existing.py_func = existing.__wrapped__ = func
                     existing._stamp = stamp
-                    existing._registered = (source, func_globals, expected_args)
+                    existing._registered = (source, func_globals)
                 return existing
             # The same function, or the same def at the same place (a module imported
             # anew), reading other values now, is rendered anew (another key).
@@ -465,7 +461,7 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
             return existing
         entry = _KINDS[kind](record, handle, func)
         entry._stamp = stamp
-        entry._registered = (source, func_globals, expected_args)
+        entry._registered = (source, func_globals)
         if existing is None:
             _counter[0] += 1
         _registry[name] = entry
@@ -509,9 +505,8 @@ def _as_rendered(func, def_source, values, origin, def_line):
 
 def _refresh(entry):
     """``entry`` rendered again from its function with the values it reads now."""
-    source, func_globals, expected_args = entry._registered
-    fresh = _register(entry.kind, entry.name, source, entry.py_func, func_globals,
-                      entry.origin, expected_args)
+    source, func_globals = entry._registered
+    fresh = _register(entry.kind, entry.name, source, entry.py_func, func_globals, entry.origin)
     if entry.kind == "event":
         fresh = fresh.with_options(entry.terminal, entry.direction)
     return fresh
@@ -520,7 +515,8 @@ def _refresh(entry):
 _KINDS = {"rhs": RhsFunction, "event": EventFunction}
 
 
-def _check_signature(node, where, expected_args):
+def _check_signature(node, where, kind):
+    expected_args = src.SIGNATURES[kind].names
     args = node.args
     names = [a.arg for a in args.args]
     if (args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs
@@ -581,11 +577,10 @@ def _trial_compile(func, where, kind):
     import numba
     from numba import types as nt
 
-    arr = nt.float64[:]
-    if kind == "rhs":
-        sig = nt.void(nt.float64, arr, arr, arr)
-    else:
-        sig = nt.float64(nt.float64, arr, arr)
+    signature = src.SIGNATURES[kind]
+    returns = nt.void if signature.returns is None else getattr(nt, signature.returns)
+    sig = returns(*[nt.float64 if p.length is None else nt.float64[:]
+                    for p in signature.parameters])
     try:
         numba.njit(sig, cache=False)(func)
     except Exception as exc:  # numba raises several error types; all mean "cannot compile"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import abi, bounds, cache, core, targets
 from .cache import MODULE_PREFIX
-from .source import record_of, rename_tokens
+from .source import SIGNATURES, record_of, rename_tokens
 
 TEMPLATE_NAME = "kernel.py.j2"
 PLUGIN_TEMPLATE_NAME = "plugin.py.j2"
@@ -187,20 +187,31 @@ def _render_kernel(target, ndim, norm_dim, recording, **user):
         local_array=lambda shape, dtype: style["local"].format(shape=shape, dtype=dtype),
         kernel_parameters=abi.parameters(len("def dop853_kernel(")),
         advance_arguments=abi.advance_arguments(len("    dop853_advance(")),
-        work_arrays=abi.WORK_ARRAYS, **user)
+        work_arrays=abi.WORK_ARRAYS, parameters=_PARAMETERS, **user)
+
+
+# The dispatchers' parameter lists after ``handle``, per kind (before ``istate``).
+_PARAMETERS = {kind: signature.text for kind, signature in SIGNATURES.items()}
 
 
 def render_plugin(plugin):
     """The text and content hash of the module compiling the one user function
     ``plugin`` (a record or a function object holding one) as a C function, named
     ``address``, that linked kernels call (:mod:`batchivp.linking`)."""
+    from . import linking  # here: it imports numba
+
     record = record_of(plugin)
     user = _user_parts([record])
     core_constants, _ = _core_parts(("dop853.py",))
     _, access = _core_parts(("access.py",))
-    signature = "RHS_SIGNATURE" if record.kind == "rhs" else "EVENT_SIGNATURE"
+    signature = SIGNATURES[record.kind]
+    # The C function's arrays arrive as pointers: the user function gets them as arrays.
+    call_arguments = ", ".join(p.name if p.length is None else f"carray({p.name}, {p.length})"
+                               for p in signature.parameters)
     return _render(
-        PLUGIN_TEMPLATE_NAME, fn=user["functions"][0], signature=signature,
+        PLUGIN_TEMPLATE_NAME, fn=user["functions"][0],
+        c_parameters=", ".join(linking.c_parameters(record.kind)),
+        call_arguments=call_arguments, returns=signature.returns is not None,
         user_imports=user["imports"], user_constants=user["constants"],
         core_constants=core_constants, core_functions=access)
 

@@ -18,8 +18,9 @@ the drag models; latitudes are geocentric.
 import math
 from dataclasses import dataclass
 
-from ..plain import compose, def_source
+from ..plain import compose
 from ..registry import EventFunction
+from ..source import def_source
 from .forces import R_EARTH, altitude_km, conical_angles, sun_xyz
 from .units import plain
 
@@ -42,7 +43,7 @@ class _Kind:
         """The event's source: reading its values from ``p[k]`` on, or (``k`` None)
         with the values written in."""
         terms = [repr(float(v)) if k is None else f"p[{k + i}]" for i, v in enumerate(values)]
-        return def_source(self.name, "t, y, p", [line.format(*terms) for line in self.body])
+        return def_source(self.name, "event", [line.format(*terms) for line in self.body])
 
 
 class OrbitEvent(EventFunction):
