@@ -128,16 +128,17 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
     return _plugin(cls, fname, def_source(fname, kind, lines), helpers, func, describe(func))
 
 
-def _plugin(cls, fname, source, helpers, py_func, origin):
+def _plugin(cls, fname, source, helpers, py_func, origin, **attributes):
     """A plugin of class ``cls`` whose ``def fname`` in ``source`` calls ``helpers`` by
-    their rendered names; named and keyed by the digest of all that code."""
+    their rendered names; named and keyed by the digest of all that code.
+    ``attributes``: the class's own constructor arguments."""
     kind = cls.kind
     name = f"{fname}_{digest(source, {}, helpers)}"
     source = source.replace(f"def {fname}(", f"def {name}(", 1)
     display = getattr(py_func, "__name__", None)
     record = Plugin(kind, name, source, {}, helpers, origin=origin, registered=False,
                     display=("lambda" if display == "<lambda>" else display) or name)
-    return cls(record, -1, py_func)
+    return cls(record, py_func, **attributes)
 
 
 # ---- plugins composed from plain functions (orbit force models) ----
@@ -146,6 +147,10 @@ class ComposedRhs(RhsFunction):
     """A right-hand side rendered from a source text calling plain functions
     (:func:`compose`). Pickles as the recipe, so it reaches Dask workers."""
 
+    def __init__(self, plugin, py_func, recipe):
+        super().__init__(plugin, py_func)
+        self._recipe = recipe  # compose's arguments
+
     def __reduce__(self):
         return (compose, self._recipe)
 
@@ -153,6 +158,10 @@ class ComposedRhs(RhsFunction):
 class ComposedEvent(EventFunction):
     """An event function rendered from a source text calling plain functions
     (:func:`compose`); ``terminal`` and ``direction`` as for any event."""
+
+    def __init__(self, plugin, py_func, recipe):
+        super().__init__(plugin, py_func)
+        self._recipe = recipe  # compose's arguments
 
     def __reduce__(self):
         return (_composed_event, (self._recipe, self.terminal, self.direction))
@@ -187,9 +196,8 @@ def compose(kind, source, calls, origin="<composed>"):
     namespace = {"math": math, **calls}
     exec(compile(source, origin, "exec"), namespace)
     cls = ComposedEvent if kind == "event" else ComposedRhs
-    plugin = _plugin(cls, fname, rename_tokens(source, mapping), helpers, namespace[fname], origin)
-    plugin._recipe = (kind, source, dict(calls), origin)
-    return plugin
+    return _plugin(cls, fname, rename_tokens(source, mapping), helpers, namespace[fname], origin,
+                   recipe=(kind, source, dict(calls), origin))
 
 
 def output_kind(value, m, vectorized):

@@ -87,8 +87,6 @@ class UserFunction:
     ----------
     name : str
         The function's name (unique in the registry).
-    handle : int
-        Stable integer handle, in order of registration (-1: not registered).
     plugin : batchivp.source.Plugin
         The record the renderer consumes; ``source``, ``globals_``, ``key``,
         ``origin`` and ``def_line`` are its fields.
@@ -102,15 +100,20 @@ class UserFunction:
 
     kind = None
 
-    def __init__(self, plugin, handle, py_func):
+    def __init__(self, plugin, py_func, *, stamp=None, registration=None):
+        """``plugin``: the record; ``py_func``: the Python function calling it runs.
+        For a function of the registry, ``stamp`` is the fingerprint of the values it
+        read when rendered and ``registration`` what re-renders it, ``(source,
+        globals)`` (see :meth:`current`); None for one rendered from a recipe."""
         if plugin.kind != self.kind:
             raise ValueError(f"a {plugin.kind} record cannot make a {self.kind} function")
         self.plugin = plugin
-        self.handle = handle
         self.py_func = py_func
         self.__doc__ = py_func.__doc__
         self.__name__ = plugin.name
         self.__wrapped__ = py_func
+        self._stamp = stamp
+        self._registered = registration
 
     name = property(lambda self: self.plugin.name)
     source = property(lambda self: self.plugin.source)
@@ -129,15 +132,14 @@ class UserFunction:
         rendered anew with the new values (another key, so another module: a kernel
         never runs with old values). The solvers call it on every solve; it compares
         the current values with those rendered, which costs microseconds."""
-        stamp = self.__dict__.get("_stamp")
-        if stamp is None:  # rendered from a recipe (plain adapters, compose): fixed values
+        if self._stamp is None:  # rendered from a recipe (plain adapters, compose): fixed values
             return self
-        if src.fingerprint(self.py_func) == stamp:
+        if src.fingerprint(self.py_func) == self._stamp:
             return self
         return _refresh(self)
 
     def __repr__(self):
-        return f"<batchivp {self.kind} {self.name!r} handle={self.handle} from {self.origin}>"
+        return f"<batchivp {self.kind} {self.name!r} key={self.key} from {self.origin}>"
 
     # The generated module is identified by content; equal functions render equally.
     def __reduce__(self):
@@ -201,8 +203,8 @@ class EventFunction(UserFunction):
 
     kind = "event"
 
-    def __init__(self, plugin, handle, py_func):
-        super().__init__(plugin, handle, py_func)
+    def __init__(self, plugin, py_func, **registration):
+        super().__init__(plugin, py_func, **registration)
         self.terminal = False
         self.direction = 0.0
 
@@ -246,7 +248,6 @@ def content_key(source, globals_):
 
 _lock = threading.Lock()
 _registry = {}  # name -> UserFunction
-_counter = [0]
 
 
 def registered():
@@ -437,7 +438,7 @@ def _register(kind, name, source, func, func_globals, origin):
         existing = _registry.get(name)
         if existing is not None:
             if existing.kind == kind and existing.key == record.key:
-                if existing.py_func is not func and "_stamp" in existing.__dict__:
+                if existing.py_func is not func and existing._stamp is not None:
                     # The same code defined again (a module imported anew, a script run
                     # again): follow the new function's values from now on.
                     existing.py_func = existing.__wrapped__ = func
@@ -448,7 +449,7 @@ def _register(kind, name, source, func, func_globals, origin):
             # anew), reading other values now, is rendered anew (another key).
             same = existing.kind == kind and (existing.py_func is func or (
                 existing.origin == origin
-                and existing.__dict__.get("_registered", (None,))[0] == source))
+                and (existing._registered or (None,))[0] == source))
             if not same:
                 raise RegistrationError(
                     f"{where}: a different {existing.kind} named {name!r} is already "
@@ -456,14 +457,9 @@ def _register(kind, name, source, func, func_globals, origin):
     _trial_compile(trial, where, kind)
     with _lock:
         existing = _registry.get(name)
-        handle = existing.handle if existing is not None else _counter[0]
         if existing is not None and existing.key == record.key:
             return existing
-        entry = _KINDS[kind](record, handle, func)
-        entry._stamp = stamp
-        entry._registered = (source, func_globals)
-        if existing is None:
-            _counter[0] += 1
+        entry = _KINDS[kind](record, func, stamp=stamp, registration=(source, func_globals))
         _registry[name] = entry
         return entry
 
