@@ -93,6 +93,25 @@ def test_generated_names_cannot_clash_with_each_other_in_python():
     _check_collide("python")
 
 
+def test_dispatcher_handles_are_numbered_once():
+    """The handle each plugin's ``if handle == k`` branch dispatches on is the one
+    ``PLUGIN_HANDLES`` gives it, for right-hand sides and events alike."""
+    events = [bi.register_event("def handles_ev_a(t, y, p):\n    return y[0]\n"),
+              bi.register_event("def handles_ev_b(t, y, p):\n    return y[0] - 1.0\n")]
+    functions = [collide, error_norm, collide]  # a repeat is one dispatcher branch
+    text, _, table = render._render_inlined("python", 1, functions, events + events[:1], None,
+                                            False)
+    branches = re.findall(r"handle == (\d+):\n\s+(?:return )?(user_\w+)\(", text)
+    rendered = {(kind, f.rendered_name): f.key for kind, fs in (("rhs", functions),
+                                                               ("event", events)) for f in fs}
+    found = {}
+    for handle, name in branches:
+        kind = "event" if name.startswith("user_event_") else "rhs"
+        found[kind, rendered[kind, name]] = int(handle)
+    assert found == {(kind, key): h for kind, keys in table.items() for key, h in keys.items()}
+    assert sorted(table["rhs"].values()) == [0, 1] and sorted(table["event"].values()) == [0, 1]
+
+
 def _check_collide(target):
     text, _ = render.render_source(target, 1, [collide, collide__RATE])
     names = [name for name in re.findall(r"^(?:def )?(\w+)(?: = |\()", text, flags=re.M)

@@ -152,14 +152,25 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
     imaginary parts (``core/dop853.py``). ``recording`` compiles in the step record
     (``core/driver.py``) that ``solve_ivp`` needs; batches go without it.
     """
+    text, content_hash, _ = _render_inlined(target, ndim, functions, events, norm_dim,
+                                            recording)
+    return text, content_hash
+
+
+def _render_inlined(target, ndim, functions, events, norm_dim, recording):
+    """:func:`render_source`'s text and hash, and the dispatchers' handles it rendered:
+    ``{"rhs": {key: handle}, "event": {key: handle}}``, the one numbering of both."""
     functions = _unique(map(record_of, functions))
     event_functions = _unique(map(record_of, events))
-    user = _user_parts(functions + event_functions)
-    return _render_kernel(
+    handles = {kind: {record.key: handle for handle, record in enumerate(records)}
+               for kind, records in (("rhs", functions), ("event", event_functions))}
+    user = _user_parts(functions + event_functions, handles)
+    text, content_hash = _render_kernel(
         target, ndim, norm_dim, recording, linked=False, index_checks=user["index_checks"],
         rhs_names=[fn.name for fn in functions], user_imports=user["imports"],
         event_names=[fn.name for fn in event_functions], n_event_slots=len(events),
         user_constants=user["constants"], user_functions=user["functions"])
+    return text, content_hash, handles
 
 
 def render_linked(target, ndim, norm_dim=None):
@@ -247,11 +258,12 @@ def _render(template_name, **context):
     return body.replace("@@HASH@@", content_hash), content_hash
 
 
-def _user_parts(records):
+def _user_parts(records, handles=None):
     """The template's user part for the plugin ``records``: import lines, constant
-    lines, the functions (each with its helpers; a helper shared by several plugins
-    is rendered once: equal rendered names, equal code) and whether any function
-    checks an index at run time."""
+    lines, the functions (each with its helpers, a helper shared by several plugins
+    rendered once: equal rendered names, equal code; and its dispatcher handle, from
+    ``handles``: kind -> {key: handle}) and whether any function checks an index at
+    run time."""
     # Indices the analysis could not bound are checked at run time (the bounds package).
     plan = bounds.rewrite_plan(records)
     imports, constants, functions, emitted = [], [], [], set()
@@ -288,6 +300,7 @@ def _user_parts(records):
         functions.append({
             "kind": record.kind, "name": record.name, "origin": record.origin,
             "rendered_name": record.rendered_name, "helpers": helpers,
+            "handle": None if handles is None else handles[record.kind][record.key],
             "checked": record.name in plan and plan[record.name][2],
             "source": rendered(record.name, record.rendered_name, record.source,
                                record.globals_, record.name),
@@ -329,13 +342,14 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
 
 
 def _inlined_module(target, ndim, functions, events, norm_dim, recording):
-    text, content_hash = render_source(target, ndim, functions, events, norm_dim, recording)
+    text, content_hash, handles = _render_inlined(target, ndim, functions, events, norm_dim,
+                                                  recording)
     module = _import(f"{MODULE_PREFIX}{target}_n{ndim}_{content_hash}", text)
     # Equal text, equal dispatchers: another plugin set rendering the same module
     # adds its keys to the same handles.
-    table = module.__dict__.setdefault("PLUGIN_HANDLES", {"rhs": {}, "event": {}})
-    for kind, records in (("rhs", functions), ("event", _unique(events))):
-        table[kind].update((record.key, handle) for handle, record in enumerate(records))
+    table = module.__dict__.setdefault("PLUGIN_HANDLES", {kind: {} for kind in handles})
+    for kind, keys in handles.items():
+        table[kind].update(keys)
     return module
 
 
