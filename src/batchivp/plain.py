@@ -187,7 +187,7 @@ def compose(kind, source, calls, origin="<composed>"):
     for name, func in sorted(calls.items()):
         if isinstance(func, (RhsFunction, EventFunction)):
             record = func.current().plugin  # with the values it reads now
-            mapping[name] = f"{record.rendered_name}_{record.key[:10]}"
+            mapping[name] = called_name(record)
             helpers.extend(record.helpers)
             helpers.append(Helper(record.name, mapping[name], record.source, record.globals_))
         else:
@@ -198,6 +198,13 @@ def compose(kind, source, calls, origin="<composed>"):
     cls = ComposedEvent if kind == "event" else ComposedRhs
     return _plugin(cls, fname, rename_tokens(source, mapping), helpers, namespace[fname], origin,
                    recipe=(kind, source, dict(calls), origin))
+
+
+def called_name(record):
+    """The rendered name of the registered function ``record`` as a helper a composed
+    plugin calls: ``called_<kind>_<name>_<key10>``, which no plugin (``user_...``),
+    plain helper (``plain_...``) or module global (``glob_...``) can be named."""
+    return f"called_{record.kind}_{record.name}_{record.key[:10]}"
 
 
 def output_kind(value, m, vectorized):

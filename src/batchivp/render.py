@@ -135,8 +135,9 @@ def global_name(number, name):
     """The module's name for the global ``name`` of the ``number``-th user function.
 
     No two can be equal (the number ends at the first ``_`` after ``glob_``), nor
-    equal a rendered function: plugins are ``user_<kind>_<name>``, helpers
-    ``plain_...`` or ``user_...``, the core's names none of these."""
+    equal a rendered function: plugins are ``user_<kind>_<name>``, plain helpers
+    ``plain_...``, registered functions a composed plugin calls ``called_...``
+    (:func:`batchivp.plain.called_name`), the core's names none of these."""
     return f"glob_{number}_{name}"
 
 
