@@ -55,8 +55,9 @@ class Signature:
     """The parameters of a user function of one kind, in order, and what it returns
     (``"float64"``, or None: it writes into its arrays). Everything that spells out a
     user function's parameters derives them from :data:`SIGNATURES`: the registry's
-    checks and trial compile, plain adapters and composed plugins, the C signatures of
-    linked kernels (:mod:`batchivp.linking`), the dispatchers of the templates."""
+    checks and trial compile, plain adapters and composed plugins (:func:`def_source`),
+    the C signatures and intrinsics of linked kernels (:mod:`batchivp.linking`), the
+    index analysis (:mod:`batchivp.bounds`), the templates' dispatchers."""
 
     kind: str
     parameters: tuple
