@@ -29,6 +29,11 @@ from .source import SIGNATURES
 ISTATE = "istate"  # the name of the argument after the user function's own ones
 
 
+def _return_type(signature):
+    """The numba type a user function of ``signature`` returns (void: none)."""
+    return types.void if signature.returns is None else getattr(types, signature.returns)
+
+
 def _c_signature(signature):
     """The numba signature of the C function of a user function of ``signature``
     (:class:`batchivp.source.Signature`): a float64 per scalar parameter, a pointer to
@@ -36,8 +41,7 @@ def _c_signature(signature):
     args = [types.float64 if p.length is None else types.CPointer(types.float64)
             for p in signature.parameters]
     args += [types.CPointer(types.int64)] + [types.int64] * len(signature.lengths)
-    returns = types.void if signature.returns is None else getattr(types, signature.returns)
-    return returns(*args)
+    return _return_type(signature)(*args)
 
 
 C_SIGNATURES = {kind: _c_signature(signature) for kind, signature in SIGNATURES.items()}
@@ -91,8 +95,7 @@ def _caller(kind):
             result = _call_at(context, builder, sig, values, kind)
             return context.get_dummy_value() if signature.returns is None else result
 
-        returns = types.void if signature.returns is None else getattr(types, signature.returns)
-        return returns(address, *args), codegen
+        return _return_type(signature)(address, *args), codegen
 
     names = ("typingctx", "address") + signature.names + (ISTATE,)
     call_at.__signature__ = inspect.Signature(
