@@ -411,7 +411,7 @@ def test_event_options_follow_scipy():
     assert (bi.event(copy, terminal=3).direction, bi.event(copy, direction=-1).terminal) == (1, 2)
     assert bi.event(copy).terminal == 2
     assert (evt_zero.terminal, evt_zero.direction) == (False, 0.0)  # the original is unchanged
-    assert copy.handle == evt_zero.handle and copy.key == evt_zero.key
+    assert copy.key == evt_zero.key
     # Set like scipy's attributes, checked when solving.
     broken = bi.event(evt_zero)
     broken.terminal = "yes"

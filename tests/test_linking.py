@@ -143,6 +143,19 @@ def test_one_linked_core_serves_every_plugin_set_of_a_dimension(monkeypatch):
     assert render.handles(two, "event", [link_below])[0] not in addresses
 
 
+def test_the_c_signatures_are_the_table_s():
+    """The C functions take the time, a pointer per array of the kind (y, p, dydt),
+    istate's pointer, then the lengths of y and p; events return a float64."""
+    from numba.core import types as nt
+
+    from batchivp import linking
+
+    f64, ptr, i64 = nt.float64, nt.CPointer(nt.float64), nt.int64
+    assert linking.RHS_SIGNATURE == nt.void(f64, ptr, ptr, ptr, nt.CPointer(i64), i64, i64)
+    assert linking.EVENT_SIGNATURE == nt.float64(f64, ptr, ptr, nt.CPointer(i64), i64, i64)
+    assert linking.c_parameters("rhs") == ("t", "y", "p", "dydt", "istate", "n", "m")
+
+
 def test_the_kernel_choice_is_checked(monkeypatch):
     monkeypatch.setenv(render.KERNEL_ENV_VAR, "fast")
     with pytest.raises(ValueError, match="BATCHIVP_KERNEL='fast': expected one of auto"):

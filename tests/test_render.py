@@ -93,6 +93,49 @@ def test_generated_names_cannot_clash_with_each_other_in_python():
     _check_collide("python")
 
 
+@bi.rhs
+def called_decay(t, y, p, dydt):
+    """Called by a composed plugin: rendered there as a helper of its own name."""
+    dydt[0] = -2.0 * y[0]
+
+
+def test_a_called_function_cannot_clash_with_a_plugin_named_like_it():
+    """A composed plugin calling ``called_decay`` renders it under a name no plugin
+    can have: a plugin named ``called_decay_<key10>`` (once the helper's rendered
+    name, ``user_rhs_called_decay_<key10>``) integrates its own y' = -3 y next to it."""
+    from batchivp import plain
+
+    composed = plain.compose("rhs", "def via_called(t, y, p, dydt):\n    decay(t, y, p, dydt)\n",
+                             {"decay": called_decay})
+    twin = bi.register_rhs(f"def called_decay_{called_decay.key[:10]}(t, y, p, dydt):\n"
+                           "    dydt[0] = -3.0 * y[0]\n")
+    text, _ = render.render_source("python", 1, [composed, twin])
+    defs = re.findall(r"^def (\w*called_decay\w*)\(", text, flags=re.M)
+    assert len(defs) == 2 and len(set(defs)) == 2, defs
+    res = bi.solve_batch([composed, twin], (0.0, 1.0), np.ones((2, 1)), fun_index=[0, 1],
+                         rtol=1e-10, atol=1e-12, target="python")
+    np.testing.assert_allclose(res.y_final[:, 0], np.exp([-2.0, -3.0]), rtol=1e-8)
+
+
+def test_dispatcher_handles_are_numbered_once():
+    """The handle each plugin's ``if handle == k`` branch dispatches on is the one
+    ``PLUGIN_HANDLES`` gives it, for right-hand sides and events alike."""
+    events = [bi.register_event("def handles_ev_a(t, y, p):\n    return y[0]\n"),
+              bi.register_event("def handles_ev_b(t, y, p):\n    return y[0] - 1.0\n")]
+    functions = [collide, error_norm, collide]  # a repeat is one dispatcher branch
+    text, _, table = render._render_inlined("python", 1, functions, events + events[:1], None,
+                                            False)
+    branches = re.findall(r"handle == (\d+):\n\s+(?:return )?(user_\w+)\(", text)
+    rendered = {(kind, f.rendered_name): f.key for kind, fs in (("rhs", functions),
+                                                               ("event", events)) for f in fs}
+    found = {}
+    for handle, name in branches:
+        kind = "event" if name.startswith("user_event_") else "rhs"
+        found[kind, rendered[kind, name]] = int(handle)
+    assert found == {(kind, key): h for kind, keys in table.items() for key, h in keys.items()}
+    assert sorted(table["rhs"].values()) == [0, 1] and sorted(table["event"].values()) == [0, 1]
+
+
 def _check_collide(target):
     text, _ = render.render_source(target, 1, [collide, collide__RATE])
     names = [name for name in re.findall(r"^(?:def )?(\w+)(?: = |\()", text, flags=re.M)

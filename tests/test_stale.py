@@ -258,7 +258,7 @@ def test_reregistering_a_function_whose_value_changed_renders_it_anew(registered
     fun = registered.stale_reg_global
     registered.K = 0.75
     again = bi.rhs(fun.py_func)
-    assert again.handle == fun.handle and again.key != fun.key
+    assert again.name == fun.name and again.key != fun.key
     assert again.current() is again
 
 

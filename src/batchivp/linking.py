@@ -9,24 +9,51 @@ dispatchers that call a right-hand side or event function through its address (t
 The arithmetic is the same, so the results are bitwise those of the inlined kernel;
 only the calls cost more per step (benchmarks/README.md, "First call").
 
-The C signatures the two sides agree on are :data:`RHS_SIGNATURE` and
-:data:`EVENT_SIGNATURE`: the time, the data of ``y``, ``p`` (and ``dydt``), the
-problem's ``istate`` row (written by index checks, ``core/access.py``) and the
-lengths of ``y`` and ``p``. The core's arrays are contiguous rows (the host passes
-contiguous arrays, ``abi.py``), so a pointer and a length describe each. CUDA has no
-function pointers: it keeps the inlined kernel.
+The C signatures the two sides agree on, :data:`C_SIGNATURES` (:data:`RHS_SIGNATURE`,
+:data:`EVENT_SIGNATURE`), are made from the parameters of each kind of user function
+(:data:`batchivp.source.SIGNATURES`): the time as a float64, the data of each array
+(``y``, ``p``, and ``dydt``), the problem's ``istate`` row (written by index checks,
+``core/access.py``) and the arrays' lengths (of ``y`` and ``p``). The core's arrays
+are contiguous rows (the host passes contiguous arrays, ``abi.py``), so a pointer and
+a length describe each. CUDA has no function pointers: it keeps the inlined kernel.
 """
+
+import inspect
 
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-RHS_SIGNATURE = types.void(types.float64, types.CPointer(types.float64),
-                           types.CPointer(types.float64), types.CPointer(types.float64),
-                           types.CPointer(types.int64), types.int64, types.int64)
-EVENT_SIGNATURE = types.float64(types.float64, types.CPointer(types.float64),
-                                types.CPointer(types.float64), types.CPointer(types.int64),
-                                types.int64, types.int64)
+from .source import SIGNATURES
+
+ISTATE = "istate"  # the name of the argument after the user function's own ones
+
+
+def _return_type(signature):
+    """The numba type a user function of ``signature`` returns (void: none)."""
+    return types.void if signature.returns is None else getattr(types, signature.returns)
+
+
+def _c_signature(signature):
+    """The numba signature of the C function of a user function of ``signature``
+    (:class:`batchivp.source.Signature`): a float64 per scalar parameter, a pointer to
+    float64 per array, a pointer to int64 for ``istate``, an int64 per array length."""
+    args = [types.float64 if p.length is None else types.CPointer(types.float64)
+            for p in signature.parameters]
+    args += [types.CPointer(types.int64)] + [types.int64] * len(signature.lengths)
+    return _return_type(signature)(*args)
+
+
+C_SIGNATURES = {kind: _c_signature(signature) for kind, signature in SIGNATURES.items()}
+RHS_SIGNATURE = C_SIGNATURES["rhs"]
+EVENT_SIGNATURE = C_SIGNATURES["event"]
+
+
+def c_parameters(kind):
+    """The parameter names of the C function of ``kind``, in order: the user
+    function's, ``istate``, then the arrays' lengths."""
+    signature = SIGNATURES[kind]
+    return signature.names + (ISTATE,) + signature.lengths
 
 
 def _c_function_type(context, c_signature):
@@ -38,32 +65,46 @@ def _c_function_type(context, c_signature):
                            [context.get_value_type(a) for a in c_signature.args])
 
 
-def _call_at(context, builder, signature, args, c_signature):
-    """Call the C function of ``c_signature`` at address ``args[0]`` with the time
-    ``args[1]``, the data pointers of the arrays that follow, and the lengths of the
-    first two arrays."""
-    fn_type = _c_function_type(context, c_signature)
-    arrays = [context.make_array(ty)(context, builder, value)
-              for ty, value in zip(signature.args[2:], args[2:])]
-    lengths = [builder.extract_value(a.shape, 0) for a in arrays[:2]]
+def _call_at(context, builder, signature, args, kind):
+    """Call the C function of ``kind`` at address ``args[0]`` with the user function's
+    arguments that follow (each array as its data pointer), ``istate``'s data pointer
+    and the length of the first array of each length."""
+    parameters = SIGNATURES[kind].parameters
+    values, lengths = [], {}
+    for parameter, ty, value in zip(parameters + (None,), signature.args[1:], args[1:]):
+        if parameter is not None and parameter.length is None:
+            values.append(value)
+            continue
+        array = context.make_array(ty)(context, builder, value)
+        values.append(array.data)
+        if parameter is not None and parameter.length not in lengths:
+            lengths[parameter.length] = builder.extract_value(array.shape, 0)
+    fn_type = _c_function_type(context, C_SIGNATURES[kind])
     function = builder.inttoptr(args[0], fn_type.as_pointer())
-    return builder.call(function, [args[1]] + [a.data for a in arrays] + lengths)
+    return builder.call(function, values + [lengths[name] for name in SIGNATURES[kind].lengths])
 
 
-@intrinsic
-def call_rhs_at(typingctx, address, t, y, p, dydt, istate):
-    """``fun(t, y, p, dydt)`` of the right-hand side whose cfunc is at ``address``."""
-    def codegen(context, builder, signature, args):
-        _call_at(context, builder, signature, args, RHS_SIGNATURE)
-        return context.get_dummy_value()
+def _caller(kind):
+    """The intrinsic ``call_<kind>_at(address, <the kind's parameters>, istate)``: the
+    user function of ``kind`` whose C function is at ``address``. Its parameters come
+    from the table (``__signature__``, which numba reads as the intrinsic's)."""
+    signature = SIGNATURES[kind]
 
-    return types.void(address, t, y, p, dydt, istate), codegen
+    def call_at(typingctx, address, *args):
+        def codegen(context, builder, sig, values):
+            result = _call_at(context, builder, sig, values, kind)
+            return context.get_dummy_value() if signature.returns is None else result
+
+        return _return_type(signature)(address, *args), codegen
+
+    names = ("typingctx", "address") + signature.names + (ISTATE,)
+    call_at.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
+    call_at.__name__ = call_at.__qualname__ = f"call_{kind}_at"
+    call_at.__doc__ = (f"``{kind}({signature.text})`` of the {kind} function whose C "
+                       "function is at ``address``.")
+    return intrinsic(call_at)
 
 
-@intrinsic
-def call_event_at(typingctx, address, t, y, p, istate):
-    """``event(t, y, p)`` of the event function whose cfunc is at ``address``."""
-    def codegen(context, builder, signature, args):
-        return _call_at(context, builder, signature, args, EVENT_SIGNATURE)
-
-    return types.float64(address, t, y, p, istate), codegen
+call_rhs_at = _caller("rhs")
+call_event_at = _caller("event")

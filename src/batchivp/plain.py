@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .registry import EventFunction, RhsFunction
-from .source import (Helper, Plugin, Uncompilable, add_helper, def_name, describe, digest,
-                     rename_tokens)
+from .source import (Helper, Plugin, Uncompilable, add_helper, def_name, def_source, describe,
+                     digest, rename_tokens)
 
 
 # ---- args ----
@@ -113,7 +113,6 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
     call = f"{callee}(t, {ys}{''.join(', ' + e for e in layout.expressions)})"
     if kind == "event":
         lines.append(f"return {call}" if output == "scalar" else f"return {call}[0]")
-        args, fname = "t, y, p", "plain_event"
     else:
         lines.append(f"out = {call}")
         index = {"sequence": "out[i]", "scalar": "out", "column": "out[i, 0]"}[output]
@@ -124,27 +123,22 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
             lines.append(f"    dydt[i + {m}] = v.imag")
         else:
             lines.append(f"    dydt[i] = {index}")
-        args, fname = "t, y, p, dydt", "plain_rhs"
-    source = def_source(fname, args, lines)
+    fname = f"plain_{kind}"
     cls = EventFunction if kind == "event" else RhsFunction
-    return _plugin(cls, fname, source, helpers, func, describe(func))
+    return _plugin(cls, fname, def_source(fname, kind, lines), helpers, func, describe(func))
 
 
-def def_source(name, args, lines):
-    """The text of ``def name(args):`` with ``lines`` as its body."""
-    return f"def {name}({args}):\n" + "".join(f"    {line}\n" for line in lines)
-
-
-def _plugin(cls, fname, source, helpers, py_func, origin):
+def _plugin(cls, fname, source, helpers, py_func, origin, **attributes):
     """A plugin of class ``cls`` whose ``def fname`` in ``source`` calls ``helpers`` by
-    their rendered names; named and keyed by the digest of all that code."""
+    their rendered names; named and keyed by the digest of all that code.
+    ``attributes``: the class's own constructor arguments."""
     kind = cls.kind
     name = f"{fname}_{digest(source, {}, helpers)}"
     source = source.replace(f"def {fname}(", f"def {name}(", 1)
     display = getattr(py_func, "__name__", None)
     record = Plugin(kind, name, source, {}, helpers, origin=origin, registered=False,
                     display=("lambda" if display == "<lambda>" else display) or name)
-    return cls(record, -1, py_func)
+    return cls(record, py_func, **attributes)
 
 
 # ---- plugins composed from plain functions (orbit force models) ----
@@ -153,6 +147,10 @@ class ComposedRhs(RhsFunction):
     """A right-hand side rendered from a source text calling plain functions
     (:func:`compose`). Pickles as the recipe, so it reaches Dask workers."""
 
+    def __init__(self, plugin, py_func, recipe):
+        super().__init__(plugin, py_func)
+        self._recipe = recipe  # compose's arguments
+
     def __reduce__(self):
         return (compose, self._recipe)
 
@@ -160,6 +158,10 @@ class ComposedRhs(RhsFunction):
 class ComposedEvent(EventFunction):
     """An event function rendered from a source text calling plain functions
     (:func:`compose`); ``terminal`` and ``direction`` as for any event."""
+
+    def __init__(self, plugin, py_func, recipe):
+        super().__init__(plugin, py_func)
+        self._recipe = recipe  # compose's arguments
 
     def __reduce__(self):
         return (_composed_event, (self._recipe, self.terminal, self.direction))
@@ -185,7 +187,7 @@ def compose(kind, source, calls, origin="<composed>"):
     for name, func in sorted(calls.items()):
         if isinstance(func, (RhsFunction, EventFunction)):
             record = func.current().plugin  # with the values it reads now
-            mapping[name] = f"{record.rendered_name}_{record.key[:10]}"
+            mapping[name] = called_name(record)
             helpers.extend(record.helpers)
             helpers.append(Helper(record.name, mapping[name], record.source, record.globals_))
         else:
@@ -194,9 +196,15 @@ def compose(kind, source, calls, origin="<composed>"):
     namespace = {"math": math, **calls}
     exec(compile(source, origin, "exec"), namespace)
     cls = ComposedEvent if kind == "event" else ComposedRhs
-    plugin = _plugin(cls, fname, rename_tokens(source, mapping), helpers, namespace[fname], origin)
-    plugin._recipe = (kind, source, dict(calls), origin)
-    return plugin
+    return _plugin(cls, fname, rename_tokens(source, mapping), helpers, namespace[fname], origin,
+                   recipe=(kind, source, dict(calls), origin))
+
+
+def called_name(record):
+    """The rendered name of the registered function ``record`` as a helper a composed
+    plugin calls: ``called_<kind>_<name>_<key10>``, which no plugin (``user_...``),
+    plain helper (``plain_...``) or module global (``glob_...``) can be named."""
+    return f"called_{record.kind}_{record.name}_{record.key[:10]}"
 
 
 def output_kind(value, m, vectorized):

@@ -40,8 +40,6 @@ import numpy
 from . import source as src
 from .source import Plugin, SourceError, Uncompilable, function_source
 
-RHS_ARGS = ("t", "y", "p", "dydt")
-EVENT_ARGS = ("t", "y", "p")
 TERMINAL_MESSAGE = "The `terminal` attribute of each event must be a boolean or positive integer."
 _BOOL_TYPES = (bool, numpy.bool_)
 
@@ -89,8 +87,6 @@ class UserFunction:
     ----------
     name : str
         The function's name (unique in the registry).
-    handle : int
-        Stable integer handle, in order of registration (-1: not registered).
     plugin : batchivp.source.Plugin
         The record the renderer consumes; ``source``, ``globals_``, ``key``,
         ``origin`` and ``def_line`` are its fields.
@@ -104,15 +100,20 @@ class UserFunction:
 
     kind = None
 
-    def __init__(self, plugin, handle, py_func):
+    def __init__(self, plugin, py_func, *, stamp=None, registration=None):
+        """``plugin``: the record; ``py_func``: the Python function calling it runs.
+        For a function of the registry, ``stamp`` is the fingerprint of the values it
+        read when rendered and ``registration`` what re-renders it, ``(source,
+        globals)`` (see :meth:`current`); None for one rendered from a recipe."""
         if plugin.kind != self.kind:
             raise ValueError(f"a {plugin.kind} record cannot make a {self.kind} function")
         self.plugin = plugin
-        self.handle = handle
         self.py_func = py_func
         self.__doc__ = py_func.__doc__
         self.__name__ = plugin.name
         self.__wrapped__ = py_func
+        self._stamp = stamp
+        self._registered = registration
 
     name = property(lambda self: self.plugin.name)
     source = property(lambda self: self.plugin.source)
@@ -131,15 +132,14 @@ class UserFunction:
         rendered anew with the new values (another key, so another module: a kernel
         never runs with old values). The solvers call it on every solve; it compares
         the current values with those rendered, which costs microseconds."""
-        stamp = self.__dict__.get("_stamp")
-        if stamp is None:  # rendered from a recipe (plain adapters, compose): fixed values
+        if self._stamp is None:  # rendered from a recipe (plain adapters, compose): fixed values
             return self
-        if src.fingerprint(self.py_func) == stamp:
+        if src.fingerprint(self.py_func) == self._stamp:
             return self
         return _refresh(self)
 
     def __repr__(self):
-        return f"<batchivp {self.kind} {self.name!r} handle={self.handle} from {self.origin}>"
+        return f"<batchivp {self.kind} {self.name!r} key={self.key} from {self.origin}>"
 
     # The generated module is identified by content; equal functions render equally.
     def __reduce__(self):
@@ -203,8 +203,8 @@ class EventFunction(UserFunction):
 
     kind = "event"
 
-    def __init__(self, plugin, handle, py_func):
-        super().__init__(plugin, handle, py_func)
+    def __init__(self, plugin, py_func, **registration):
+        super().__init__(plugin, py_func, **registration)
         self.terminal = False
         self.direction = 0.0
 
@@ -248,7 +248,6 @@ def content_key(source, globals_):
 
 _lock = threading.Lock()
 _registry = {}  # name -> UserFunction
-_counter = [0]
 
 
 def registered():
@@ -275,10 +274,10 @@ def rhs(func=None, *, n=None, n_params=None):
         return lambda f: rhs(f, n=n, n_params=n_params)
     if isinstance(func, RhsFunction):
         return func.with_dimensions(n, n_params) if (n, n_params) != (None, None) else func
-    return _register_function("rhs", func, RHS_ARGS).with_dimensions(n, n_params)
+    return _register_function("rhs", func).with_dimensions(n, n_params)
 
 
-def _register_function(kind, func, expected_args):
+def _register_function(kind, func):
     """Register a decorated Python function of ``kind`` from its source file."""
     if not isinstance(func, types.FunctionType):
         raise RegistrationError(
@@ -291,8 +290,7 @@ def _register_function(kind, func, expected_args):
         hint = "" if "register_rhs" in str(exc) else (
             f"; define it in a file, or pass the source text to batchivp.register_{kind}(source)")
         raise RegistrationError(f"{kind} {name!r}: {exc}{hint}") from None
-    return _register(kind, name, raw, func, func.__globals__,
-                     f"{filename}:{first_line}", expected_args)
+    return _register(kind, name, raw, func, func.__globals__, f"{filename}:{first_line}")
 
 
 def register_rhs(source):
@@ -301,10 +299,10 @@ def register_rhs(source):
     Top-level ``import`` lines and constant assignments before the ``def`` are allowed
     and become the function's globals. Returns the :class:`RhsFunction`.
     """
-    return _register_source("rhs", source, RHS_ARGS)
+    return _register_source("rhs", source)
 
 
-def _register_source(kind, source, expected_args, check_options=None):
+def _register_source(kind, source, check_options=None):
     """Register the one ``def`` of a source text as a function of ``kind``."""
     if not isinstance(source, str):
         raise RegistrationError(
@@ -315,8 +313,7 @@ def _register_source(kind, source, expected_args, check_options=None):
     if check_options is not None:
         check_options(func.__name__)
     def_source, def_line = _def_source(source, func)
-    return _register(kind, func.__name__, def_source, func, namespace,
-                     f"{filename}:{def_line}", expected_args)
+    return _register(kind, func.__name__, def_source, func, namespace, f"{filename}:{def_line}")
 
 
 _KEEP = object()  # an option not given: the event's own (False / 0.0 for a new one)
@@ -350,7 +347,7 @@ def event(func=None, *, terminal=_KEEP, direction=_KEEP, n=None, n_params=None):
     terminal = False if terminal is _KEEP else terminal
     direction = 0.0 if direction is _KEEP else direction
     check_event_options(terminal, direction, getattr(func, "__name__", "<event>"))
-    return _register_function("event", func, EVENT_ARGS).with_options(
+    return _register_function("event", func).with_options(
         terminal, direction).with_dimensions(n, n_params)
 
 
@@ -360,7 +357,7 @@ def register_event(source, terminal=False, direction=0.0):
     As :func:`register_rhs` for the text; ``terminal`` and ``direction`` as for
     :func:`event`. Returns the :class:`EventFunction`.
     """
-    base = _register_source("event", source, EVENT_ARGS,
+    base = _register_source("event", source,
                             lambda name: check_event_options(terminal, direction, name))
     return base.with_options(terminal, direction)
 
@@ -408,7 +405,7 @@ def _def_source(source, func):
     return "\n".join(source.splitlines()[first - 1 : node.end_lineno]) + "\n", first
 
 
-def _register(kind, name, source, func, func_globals, origin, expected_args):
+def _register(kind, name, source, func, func_globals, origin):
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -423,7 +420,7 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
         raise RegistrationError(
             f"{where}: it is the function {node.name!r} defined there, under the name "
             f"{name!r} (a decorator wrapped it?); register the function itself")
-    _check_signature(node, where, expected_args)
+    _check_signature(node, where, kind)
     _check_body(node, where, kind, origin)
     # Drop decorators: the def line onwards, as written.
     lines = source.splitlines()
@@ -441,18 +438,18 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
         existing = _registry.get(name)
         if existing is not None:
             if existing.kind == kind and existing.key == record.key:
-                if existing.py_func is not func and "_stamp" in existing.__dict__:
+                if existing.py_func is not func and existing._stamp is not None:
                     # The same code defined again (a module imported anew, a script run
                     # again): follow the new function's values from now on.
                     existing.py_func = existing.__wrapped__ = func
                     existing._stamp = stamp
-                    existing._registered = (source, func_globals, expected_args)
+                    existing._registered = (source, func_globals)
                 return existing
             # The same function, or the same def at the same place (a module imported
             # anew), reading other values now, is rendered anew (another key).
             same = existing.kind == kind and (existing.py_func is func or (
                 existing.origin == origin
-                and existing.__dict__.get("_registered", (None,))[0] == source))
+                and (existing._registered or (None,))[0] == source))
             if not same:
                 raise RegistrationError(
                     f"{where}: a different {existing.kind} named {name!r} is already "
@@ -460,14 +457,9 @@ def _register(kind, name, source, func, func_globals, origin, expected_args):
     _trial_compile(trial, where, kind)
     with _lock:
         existing = _registry.get(name)
-        handle = existing.handle if existing is not None else _counter[0]
         if existing is not None and existing.key == record.key:
             return existing
-        entry = _KINDS[kind](record, handle, func)
-        entry._stamp = stamp
-        entry._registered = (source, func_globals, expected_args)
-        if existing is None:
-            _counter[0] += 1
+        entry = _KINDS[kind](record, func, stamp=stamp, registration=(source, func_globals))
         _registry[name] = entry
         return entry
 
@@ -509,9 +501,8 @@ def _as_rendered(func, def_source, values, origin, def_line):
 
 def _refresh(entry):
     """``entry`` rendered again from its function with the values it reads now."""
-    source, func_globals, expected_args = entry._registered
-    fresh = _register(entry.kind, entry.name, source, entry.py_func, func_globals,
-                      entry.origin, expected_args)
+    source, func_globals = entry._registered
+    fresh = _register(entry.kind, entry.name, source, entry.py_func, func_globals, entry.origin)
     if entry.kind == "event":
         fresh = fresh.with_options(entry.terminal, entry.direction)
     return fresh
@@ -520,7 +511,8 @@ def _refresh(entry):
 _KINDS = {"rhs": RhsFunction, "event": EventFunction}
 
 
-def _check_signature(node, where, expected_args):
+def _check_signature(node, where, kind):
+    expected_args = src.SIGNATURES[kind].names
     args = node.args
     names = [a.arg for a in args.args]
     if (args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs
@@ -581,11 +573,10 @@ def _trial_compile(func, where, kind):
     import numba
     from numba import types as nt
 
-    arr = nt.float64[:]
-    if kind == "rhs":
-        sig = nt.void(nt.float64, arr, arr, arr)
-    else:
-        sig = nt.float64(nt.float64, arr, arr)
+    signature = src.SIGNATURES[kind]
+    returns = nt.void if signature.returns is None else getattr(nt, signature.returns)
+    sig = returns(*[nt.float64 if p.length is None else nt.float64[:]
+                    for p in signature.parameters])
     try:
         numba.njit(sig, cache=False)(func)
     except Exception as exc:  # numba raises several error types; all mean "cannot compile"

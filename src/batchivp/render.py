@@ -21,7 +21,7 @@ import types
 from pathlib import Path
 
 from . import abi, bounds, cache, core, targets
-from .source import record_of, rename_tokens
+from .source import SIGNATURES, record_of, rename_tokens
 
 TEMPLATE_NAME = "kernel.py.j2"
 PLUGIN_TEMPLATE_NAME = "plugin.py.j2"
@@ -134,8 +134,9 @@ def global_name(number, name):
     """The module's name for the global ``name`` of the ``number``-th user function.
 
     No two can be equal (the number ends at the first ``_`` after ``glob_``), nor
-    equal a rendered function: plugins are ``user_<kind>_<name>``, helpers
-    ``plain_...`` or ``user_...``, the core's names none of these."""
+    equal a rendered function: plugins are ``user_<kind>_<name>``, plain helpers
+    ``plain_...``, registered functions a composed plugin calls ``called_...``
+    (:func:`batchivp.plain.called_name`), the core's names none of these."""
     return f"glob_{number}_{name}"
 
 
@@ -151,14 +152,25 @@ def render_source(target, ndim, functions, events=(), norm_dim=None, recording=F
     imaginary parts (``core/dop853.py``). ``recording`` compiles in the step record
     (``core/driver.py``) that ``solve_ivp`` needs; batches go without it.
     """
+    text, content_hash, _ = _render_inlined(target, ndim, functions, events, norm_dim,
+                                            recording)
+    return text, content_hash
+
+
+def _render_inlined(target, ndim, functions, events, norm_dim, recording):
+    """:func:`render_source`'s text and hash, and the dispatchers' handles it rendered:
+    ``{"rhs": {key: handle}, "event": {key: handle}}``, the one numbering of both."""
     functions = _unique(map(record_of, functions))
     event_functions = _unique(map(record_of, events))
-    user = _user_parts(functions + event_functions)
-    return _render_kernel(
+    handles = {kind: {record.key: handle for handle, record in enumerate(records)}
+               for kind, records in (("rhs", functions), ("event", event_functions))}
+    user = _user_parts(functions + event_functions, handles)
+    text, content_hash = _render_kernel(
         target, ndim, norm_dim, recording, linked=False, index_checks=user["index_checks"],
         rhs_names=[fn.name for fn in functions], user_imports=user["imports"],
         event_names=[fn.name for fn in event_functions], n_event_slots=len(events),
         user_constants=user["constants"], user_functions=user["functions"])
+    return text, content_hash, handles
 
 
 def render_linked(target, ndim, norm_dim=None):
@@ -186,20 +198,31 @@ def _render_kernel(target, ndim, norm_dim, recording, **user):
         local_array=lambda shape, dtype: style["local"].format(shape=shape, dtype=dtype),
         kernel_parameters=abi.parameters(len("def dop853_kernel(")),
         advance_arguments=abi.advance_arguments(len("    dop853_advance(")),
-        work_arrays=abi.WORK_ARRAYS, **user)
+        work_arrays=abi.WORK_ARRAYS, parameters=_PARAMETERS, **user)
+
+
+# The dispatchers' parameter lists after ``handle``, per kind (before ``istate``).
+_PARAMETERS = {kind: signature.text for kind, signature in SIGNATURES.items()}
 
 
 def render_plugin(plugin):
     """The text and content hash of the module compiling the one user function
     ``plugin`` (a record or a function object holding one) as a C function, named
     ``address``, that linked kernels call (:mod:`batchivp.linking`)."""
+    from . import linking  # here: it imports numba
+
     record = record_of(plugin)
     user = _user_parts([record])
     core_constants, _ = _core_parts(("dop853.py",))
     _, access = _core_parts(("access.py",))
-    signature = "RHS_SIGNATURE" if record.kind == "rhs" else "EVENT_SIGNATURE"
+    signature = SIGNATURES[record.kind]
+    # The C function's arrays arrive as pointers: the user function gets them as arrays.
+    call_arguments = ", ".join(p.name if p.length is None else f"carray({p.name}, {p.length})"
+                               for p in signature.parameters)
     return _render(
-        PLUGIN_TEMPLATE_NAME, fn=user["functions"][0], signature=signature,
+        PLUGIN_TEMPLATE_NAME, fn=user["functions"][0],
+        c_parameters=", ".join(linking.c_parameters(record.kind)),
+        call_arguments=call_arguments, returns=signature.returns is not None,
         user_imports=user["imports"], user_constants=user["constants"],
         core_constants=core_constants, core_functions=access)
 
@@ -235,11 +258,12 @@ def _render(template_name, **context):
     return body.replace("@@HASH@@", content_hash), content_hash
 
 
-def _user_parts(records):
+def _user_parts(records, handles=None):
     """The template's user part for the plugin ``records``: import lines, constant
-    lines, the functions (each with its helpers; a helper shared by several plugins
-    is rendered once: equal rendered names, equal code) and whether any function
-    checks an index at run time."""
+    lines, the functions (each with its helpers, a helper shared by several plugins
+    rendered once: equal rendered names, equal code; and its dispatcher handle, from
+    ``handles``: kind -> {key: handle}) and whether any function checks an index at
+    run time."""
     # Indices the analysis could not bound are checked at run time (the bounds package).
     plan = bounds.rewrite_plan(records)
     imports, constants, functions, emitted = [], [], [], set()
@@ -276,6 +300,7 @@ def _user_parts(records):
         functions.append({
             "kind": record.kind, "name": record.name, "origin": record.origin,
             "rendered_name": record.rendered_name, "helpers": helpers,
+            "handle": None if handles is None else handles[record.kind][record.key],
             "checked": record.name in plan and plan[record.name][2],
             "source": rendered(record.name, record.rendered_name, record.source,
                                record.globals_, record.name),
@@ -317,13 +342,14 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
 
 
 def _inlined_module(target, ndim, functions, events, norm_dim, recording):
-    text, content_hash = render_source(target, ndim, functions, events, norm_dim, recording)
+    text, content_hash, handles = _render_inlined(target, ndim, functions, events, norm_dim,
+                                                  recording)
     module = _import(cache.module_stem(target, f"n{ndim}", content_hash), text)
     # Equal text, equal dispatchers: another plugin set rendering the same module
     # adds its keys to the same handles.
-    table = module.__dict__.setdefault("PLUGIN_HANDLES", {"rhs": {}, "event": {}})
-    for kind, records in (("rhs", functions), ("event", _unique(events))):
-        table[kind].update((record.key, handle) for handle, record in enumerate(records))
+    table = module.__dict__.setdefault("PLUGIN_HANDLES", {kind: {} for kind in handles})
+    for kind, keys in handles.items():
+        table[kind].update(keys)
     return module
 
 

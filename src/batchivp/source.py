@@ -8,7 +8,9 @@ of its code), resolves the free names it reads into globals the module can carry
 (:func:`rendered_source`, :func:`resolve_device_globals`), renames names in a text
 (:func:`rename_tokens`), and makes the one record the renderer consumes:
 :class:`Plugin` (kind, name, source, resolved globals, helpers), keyed by the digest
-of all its code (:func:`digest`).
+of all its code (:func:`digest`). It also holds the contract of each kind of user
+function, its parameters in order (:data:`SIGNATURES`), from which every other place
+that spells them out derives them.
 """
 
 import ast
@@ -36,6 +38,80 @@ class Uncompilable(Exception):
     """A callable that cannot be rendered; the message names the construct."""
 
 
+# ---- the contract: what the kernel passes a user function of each kind ----
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a user function: the float64 scalar ``name``, or (``length``
+    given) a contiguous float64 array whose length is the state's (``"n"``) or the
+    parameter vector's (``"m"``)."""
+
+    name: str
+    length: str = None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The parameters of a user function of one kind, in order, and what it returns
+    (``"float64"``, or None: it writes into its arrays). Everything that spells out a
+    user function's parameters derives them from :data:`SIGNATURES`: the registry's
+    checks and trial compile, plain adapters and composed plugins (:func:`def_source`),
+    the C signatures and intrinsics of linked kernels (:mod:`batchivp.linking`), the
+    index analysis (:mod:`batchivp.bounds`), the templates' dispatchers."""
+
+    kind: str
+    parameters: tuple
+    returns: str = None
+
+    @property
+    def names(self):
+        """The parameter names, in order: ``("t", "y", "p", "dydt")``."""
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def text(self):
+        """The parameter list as written in a ``def``: ``"t, y, p, dydt"``."""
+        return ", ".join(self.names)
+
+    @property
+    def arrays(self):
+        """The array parameters, in order."""
+        return tuple(p for p in self.parameters if p.length is not None)
+
+    @property
+    def lengths(self):
+        """The names of the arrays' lengths, in order of first use: ``("n", "m")``."""
+        return tuple(dict.fromkeys(p.length for p in self.arrays))
+
+    @property
+    def same_length(self):
+        """Position of each array parameter -> position of the first array parameter
+        of the same length, for those that are not the first (``{3: 1}``: ``dydt`` is
+        as long as ``y``)."""
+        first, same = {}, {}
+        for i, p in enumerate(self.parameters):
+            if p.length is not None and first.setdefault(p.length, i) != i:
+                same[i] = first[p.length]
+        return same
+
+
+_T, _Y, _P = Parameter("t"), Parameter("y", "n"), Parameter("p", "m")
+SIGNATURES = {
+    "rhs": Signature("rhs", (_T, _Y, _P, Parameter("dydt", "n"))),
+    "event": Signature("event", (_T, _Y, _P), returns="float64"),
+}
+
+
+def parameters_text(kind):
+    """The parameter list of a user function of ``kind`` as a ``def`` writes it."""
+    return SIGNATURES[kind].text
+
+
+def def_source(name, kind, lines):
+    """The text of ``def name(<the parameters of kind>):`` with ``lines`` as its body."""
+    return f"def {name}({parameters_text(kind)}):\n" + "".join(f"    {line}\n" for line in lines)
+
+
 # ---- the record ----
 
 @dataclass(frozen=True)
@@ -55,7 +131,8 @@ class Plugin:
     Attributes
     ----------
     kind : str
-        ``"rhs"`` (``def name(t, y, p, dydt)``) or ``"event"`` (``def name(t, y, p)``).
+        ``"rhs"`` (``def name(t, y, p, dydt)``) or ``"event"`` (``def name(t, y, p)``):
+        a key of :data:`SIGNATURES`, which holds the parameters of each.
     name : str
         The name of the ``def`` in ``source``.
     source : str
@@ -92,8 +169,9 @@ class Plugin:
     key: str = field(init=False)
 
     def __post_init__(self):
-        if self.kind not in ("rhs", "event"):
-            raise ValueError(f"a plugin's kind is 'rhs' or 'event', not {self.kind!r}")
+        if self.kind not in SIGNATURES:
+            raise ValueError(f"a plugin's kind is one of {', '.join(map(repr, SIGNATURES))}, "
+                             f"not {self.kind!r}")
         object.__setattr__(self, "globals_", dict(self.globals_))  # the key stays true
         object.__setattr__(self, "helpers", tuple(self.helpers))
         if self.display is None:

@@ -4,14 +4,16 @@
 import ast
 import threading
 
-from ..source import record_of
+from ..source import SIGNATURES, record_of
 from .flow import UNSET, Assignments, Quiet, bind, bound_names
 from .report import Report, Requirement, Summary, Use
 from .values import (TOP, UNKNOWN_INT, AnyArr, Arr, Iv, Local, Sym, Tup, add, bounded,
                      compose, const, elements_needed, floordiv, hull, literal_value, min_hi,
                      mod, mul, refine, shift, tracked)
 
-ROLES = {"rhs": ("y", "p", "dydt"), "event": ("y", "p")}  # positions 1, 2, 3
+# Per kind: the position of each array parameter -> its name (the "role" of an index).
+ROLES = {kind: {i: p.name for i, p in enumerate(signature.parameters) if p.length is not None}
+         for kind, signature in SIGNATURES.items()}
 ISTATE_PARAM = "bounds_istate"  # the argument rendered into checked functions
 READ = "reads"
 WRITE = "writes"
@@ -627,19 +629,18 @@ def analyse(plugin):
         return resolve
 
     roles = ROLES[plugin.kind]
-    same_length = {3: 1} if plugin.kind == "rhs" else {}  # len(dydt) == len(y) == n
+    same_length = SIGNATURES[plugin.kind].same_length  # rhs: len(dydt) == len(y) == n
     summary = function_summary(plugin.name, display_name(plugin), plugin.source, plugin.globals_,
                        resolver, same_length, (), plugin.def_line)
-    requirements = {role: [] for role in roles}
+    requirements = {role: [] for role in roles.values()}
     out_of_view = []
     adapter = plugin.name.startswith(("plain_rhs_", "plain_event_"))
     for use in summary.uses:
         if adapter and len(use.where) > 1:  # the adapter's call of the user's function
             use = Use(use.arr, use.need, use.index, use.verb, use.where[1:])
-        position = use.arr.param - 1
-        if not 0 <= position < len(roles):
+        role = roles.get(use.arr.param)
+        if role is None:
             continue
-        role = roles[position]
         if use.arr.cap is not None and use.arr.cap < use.need:
             out_of_view.append((role, use))
             continue

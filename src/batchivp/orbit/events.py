@@ -18,8 +18,9 @@ the drag models; latitudes are geocentric.
 import math
 from dataclasses import dataclass
 
-from ..plain import compose, def_source
+from ..plain import compose
 from ..registry import EventFunction
+from ..source import def_source
 from .forces import R_EARTH, altitude_km, conical_angles, sun_xyz
 from .units import plain
 
@@ -42,7 +43,7 @@ class _Kind:
         """The event's source: reading its values from ``p[k]`` on, or (``k`` None)
         with the values written in."""
         terms = [repr(float(v)) if k is None else f"p[{k + i}]" for i, v in enumerate(values)]
-        return def_source(self.name, "t, y, p", [line.format(*terms) for line in self.body])
+        return def_source(self.name, "event", [line.format(*terms) for line in self.body])
 
 
 class OrbitEvent(EventFunction):
@@ -69,8 +70,14 @@ class OrbitEvent(EventFunction):
     Other attributes: see :class:`batchivp.registry.EventFunction`.
     """
 
-    values = ()  # an OrbitEvent not made by a factory (see _orbit_event) reads nothing
-    k = None
+    def __init__(self, plugin, py_func, kind, values, k):
+        super().__init__(plugin, py_func)
+        self._kind = kind
+        self.values = tuple(values)
+        self.k = k
+        self.orbit_name = kind.name  # the plugin's own name has a hash appended
+        self.orbit_role = kind.role
+        self.uses_date = kind.uses_date  # reads the epoch p[0]
 
     def at(self, k):
         """This event (same values and options) reading its values from ``p[k]`` on."""
@@ -86,13 +93,7 @@ class OrbitEvent(EventFunction):
 def _orbit_event(kind, values, k, terminal, direction):
     composed = compose("event", kind.source(values, k), dict(kind.calls),
                        origin=f"<batchivp.orbit.events {kind.name}>")
-    event = OrbitEvent(composed.plugin, composed.handle, composed.py_func)
-    event._kind = kind
-    event.values = tuple(values)
-    event.k = k
-    event.orbit_name = kind.name  # the plugin's own name has a hash appended
-    event.orbit_role = kind.role
-    event.uses_date = kind.uses_date  # reads the epoch p[0]
+    event = OrbitEvent(composed.plugin, composed.py_func, kind, values, k)
     return event.with_options(terminal, direction)
 
 

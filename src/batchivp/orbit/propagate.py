@@ -26,7 +26,8 @@ import numpy as np
 
 from .. import EventFunction, bounds, solve_batch
 from ..arguments import is_dask
-from ..plain import compose, def_source
+from ..plain import compose
+from ..source import def_source
 from .constants import R_EARTH
 from . import units
 from .ephemeris import j2000_tt_seconds
@@ -129,7 +130,7 @@ def force_model(forces):
         lines.append(f"force_{i}({'tt' if force.uses_date else 't'}, y, p[{k}:{k + m}], dydt)"
                      f"  # {force.signature()}")
         k += m
-    return compose("rhs", def_source("orbit_rhs", "t, y, p, dydt", lines), calls,
+    return compose("rhs", def_source("orbit_rhs", "rhs", lines), calls,
                    origin="<batchivp.orbit.propagate>")
 
 
