@@ -22,9 +22,11 @@ cuda), so the kernel writes into the caller's memory. A batch without events pas
 event arrays of one slot (``e = 1``), one without a step record record arrays of one
 row (``r = 1``), one without dense output an interpolant array of one row (``q = 1``).
 
-A new kernel argument is one row of :data:`ARGUMENTS` (and a size in
+A new state argument is one row of :data:`ARGUMENTS` (and a size in
 :func:`core_sizes` for a new dimension letter) plus its use in ``dop853_advance``,
-whose parameters start with these names in this order.
+whose parameters start with these names in this order; a new input also needs its
+value where the host fills :class:`Inputs` (``batch._pack``, ``ivp._Problem._run``).
+``dop853_advance`` may take :data:`MAX_CALL_ARGUMENTS` in all (checked below).
 
 The configuration vectors ``tcfg`` (floats) and ``icfg`` (integers) are packed by
 :func:`pack_config` from the core's field indices (``core/dop853.py``).
@@ -257,7 +259,7 @@ def _check_tables():
         if sorted(fields.values()) != list(range(size)):
             raise RuntimeError(f"abi: configuration fields {fields} do not cover 0..{size - 1}")
     roles = [a.role for a in ARGUMENTS]
-    if roles != sorted(roles, key=(INPUT, STATE, OUTPUT).index) or roles[-1] != OUTPUT:
+    if roles != sorted(roles, key=(INPUT, STATE, OUTPUT).index) or roles.count(OUTPUT) != 1:
         raise RuntimeError("abi: list the inputs, then the state, then the one output (the "
                            "host passes Inputs then State; guvectorize takes outputs last)")
     n_call = len(ARGUMENTS) + len(WORK_ARRAYS) + len(MODULE_CONSTANTS)

@@ -145,7 +145,7 @@ def check_against_scipy(case, res, ref_nfev, ref_y, strict=True):
               + ", ".join(f"{idx[j]}: {nfev[j]} vs {ref_nfev[j]}" for j in bad[:10]))
     failed = np.flatnonzero(~res.success)  # a terminal event (a re-entry) is a success
     if failed.size:
-        print(f"!!! {case.name}/{res.target}: {failed.size} problems failed, "
+        print(f"!!! {case.name}/{res.target}: {failed.size} problems failed (status not 0 or 1), "
               f"first {failed[0]}: {res.message(failed[0])}")
     scale = np.maximum(np.abs(ref_y).max(axis=1), np.finfo(float).tiny)
     rel = np.abs(res.y_final[idx] - ref_y).max(axis=1) / scale

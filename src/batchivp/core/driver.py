@@ -115,7 +115,7 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
     step record is full. The kernel's arguments (``abi.ARGUMENTS``), the work arrays
     (``abi.WORK_ARRAYS``), ``m`` the norm components (``n``, or ``n // 2`` for a complex
     state), ``recording`` the module's ``RECORDING`` (0: no step record)."""
-    y_new, y_old, ytmp = W[0], W[1], W[2]  # rows of one array: abi.MAX_CALL_ARGUMENTS
+    y_new, y_old, ytmp = W[0], W[1], W[2]  # one array: fewer arguments (CUDA inliner)
     g_new, roots = G[0], G[1]
     if istate[IS_STATUS] == STATUS_PENDING:
         dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
