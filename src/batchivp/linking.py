@@ -34,6 +34,14 @@ def _return_type(signature):
     return types.void if signature.returns is None else getattr(types, signature.returns)
 
 
+def function_signature(kind):
+    """The numba signature of a user function of ``kind`` itself: a float64 per scalar
+    parameter, a 1-d float64 array per array (what the registry's trial compile uses)."""
+    signature = SIGNATURES[kind]
+    return _return_type(signature)(*[types.float64 if p.length is None else types.float64[:]
+                                     for p in signature.parameters])
+
+
 def _c_signature(signature):
     """The numba signature of the C function of a user function of ``signature``
     (:class:`batchivp.source.Signature`): a float64 per scalar parameter, a pointer to

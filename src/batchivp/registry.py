@@ -571,14 +571,11 @@ def _origin_line(origin, sub):
 def _trial_compile(func, where, kind):
     """Compile the original function with numba on the cpu target; report its error."""
     import numba
-    from numba import types as nt
 
-    signature = src.SIGNATURES[kind]
-    returns = nt.void if signature.returns is None else getattr(nt, signature.returns)
-    sig = returns(*[nt.float64 if p.length is None else nt.float64[:]
-                    for p in signature.parameters])
+    from .linking import function_signature  # imports numba: only when registering
+
     try:
-        numba.njit(sig, cache=False)(func)
+        numba.njit(function_signature(kind), cache=False)(func)
     except Exception as exc:  # numba raises several error types; all mean "cannot compile"
         detail = str(exc).strip()
         raise RegistrationError(

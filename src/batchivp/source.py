@@ -102,14 +102,9 @@ SIGNATURES = {
 }
 
 
-def parameters_text(kind):
-    """The parameter list of a user function of ``kind`` as a ``def`` writes it."""
-    return SIGNATURES[kind].text
-
-
 def def_source(name, kind, lines):
     """The text of ``def name(<the parameters of kind>):`` with ``lines`` as its body."""
-    return f"def {name}({parameters_text(kind)}):\n" + "".join(f"    {line}\n" for line in lines)
+    return f"def {name}({SIGNATURES[kind].text}):\n" + "".join(f"    {line}\n" for line in lines)
 
 
 # ---- the record ----
