@@ -222,6 +222,7 @@ def test_complex_initial_step_matches_scipy(monkeypatch):
         dydt[:] = split(fun(t, y[:m] + 1j * y[m:]))
 
     monkeypatch.setattr(core, "rhs", rhs, raising=False)
+    monkeypatch.setattr(core, "COMPLEX_STATE", 1)  # the renderer sets it per module
     y0 = np.array([1.0 + 0.5j, -0.3 + 2j])
     f0 = fun(0.0, y0)
     rtol, atol = 1e-6, np.full(m, 1e-9)

@@ -103,6 +103,16 @@ WORK_ARRAYS = (
 # The generated module's constants dop853_advance gets last.
 MODULE_CONSTANTS = ("NDIM", "NORM_DIM", "NEVENTS", "RECORDING")
 
+
+class Norm(NamedTuple):
+    """What scipy's norms see of a state of ``n`` components (a module's ``NORM_DIM`` and
+    ``COMPLEX_STATE``, core/dop853.py): ``dim`` complex components stored as real parts
+    then imaginary parts (``complex``, ``n = 2 dim``), or the first ``dim`` real ones
+    (``dim = n``, or the state without the sensitivities that follow it)."""
+
+    dim: int
+    complex: bool = False
+
 KERNEL_ARGUMENTS = tuple(a.name for a in ARGUMENTS)
 _STATE_ARRAYS = tuple((a.dims, np.dtype(a.dtype), a.fill) for a in ARGUMENTS if a.role != INPUT)
 _PENDING = int(Status.PENDING)

@@ -96,10 +96,10 @@ def solve_ivp(fun, t_span, y0, method="DOP853", t_eval=None, dense_output=False,
     # Not the function's failure, so never a fallback: a bad BATCHIVP_KERNEL, or the
     # linked core (batchivp's own code) failing to compile.
     if render.kernel_kind(problem.target) == "linked":
-        render.linked_core(problem.target, problem.ndim, problem.m)
+        render.linked_core(problem.target, problem.ndim, problem.norm)
     try:
         module = render.load_module(problem.target, problem.ndim, [problem.rhs],
-                                    problem.events, norm_dim=problem.m, recording=True)
+                                    problem.events, norm=problem.norm, recording=True)
     except OSError:
         raise  # the disk (full, unreadable): not the function; render heals damaged files
     except Exception as exc:  # numba's errors have several types; all mean "cannot compile"
@@ -245,6 +245,7 @@ class _Problem:
         self.complex = np.iscomplexobj(y0)
         self.m = y0.size
         self.ndim = 2 * self.m if self.complex else self.m
+        self.norm = abi.Norm(self.m, bool(self.complex))
         self.has_events = event_list is not None
         self.empty = self.m == 0
         self.fallback_reason = None

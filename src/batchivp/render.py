@@ -140,24 +140,25 @@ def global_name(number, name):
     return f"glob_{number}_{name}"
 
 
-def render_source(target, ndim, functions, events=(), norm_dim=None, recording=False):
+def render_source(target, ndim, functions, events=(), norm=None, recording=False):
     """The generated module's text and content hash for ``target``, state dimension
     ``ndim``, the right-hand sides ``functions`` and the event slots ``events``
     (:class:`batchivp.source.Plugin` records, or function objects holding one).
 
     The dispatchers' handles are the positions in ``functions`` and in ``events``,
     repeats (equal keys) left out; :func:`handles` reads them from the loaded module.
-    ``len(events)`` is the module's number of event slots. ``norm_dim`` (default
-    ``ndim``) is ``ndim // 2`` for a complex state stored as real parts then
-    imaginary parts (``core/dop853.py``). ``recording`` compiles in the step record
+    ``len(events)`` is the module's number of event slots. ``norm``
+    (:class:`batchivp.abi.Norm`, default ``Norm(ndim)``) is what the error norm sees:
+    a complex state stored as real parts then imaginary parts, or the first components
+    of a real one (``core/dop853.py``). ``recording`` compiles in the step record
     (``core/driver.py``) that ``solve_ivp`` needs; batches go without it.
     """
-    text, content_hash, _ = _render_inlined(target, ndim, functions, events, norm_dim,
+    text, content_hash, _ = _render_inlined(target, ndim, functions, events, norm,
                                             recording)
     return text, content_hash
 
 
-def _render_inlined(target, ndim, functions, events, norm_dim, recording):
+def _render_inlined(target, ndim, functions, events, norm, recording):
     """:func:`render_source`'s text and hash, and the dispatchers' handles it rendered:
     ``{"rhs": {key: handle}, "event": {key: handle}}``, the one numbering of both."""
     functions = _unique(map(record_of, functions))
@@ -166,31 +167,31 @@ def _render_inlined(target, ndim, functions, events, norm_dim, recording):
                for kind, records in (("rhs", functions), ("event", event_functions))}
     user = _user_parts(functions + event_functions, handles)
     text, content_hash = _render_kernel(
-        target, ndim, norm_dim, recording, linked=False, index_checks=user["index_checks"],
+        target, ndim, norm, recording, linked=False, index_checks=user["index_checks"],
         rhs_names=[fn.name for fn in functions], user_imports=user["imports"],
         event_names=[fn.name for fn in event_functions], n_event_slots=len(events),
         user_constants=user["constants"], user_functions=user["functions"])
     return text, content_hash, handles
 
 
-def render_linked(target, ndim, norm_dim=None):
+def render_linked(target, ndim, norm=None):
     """The text and content hash of the linked module for ``target`` (cpu or parallel)
     and state dimension ``ndim``: the core with dispatchers that call user functions by
     address (:mod:`batchivp.linking`), for every plugin set. It keeps a step record
     when asked (``RECORDING = 1``), checks the status after every user call
     (``INDEX_CHECKS = 1``), and reads its number of events from ``icfg``."""
     return _render_kernel(
-        target, ndim, norm_dim, True, linked=True, index_checks=1, rhs_names=[],
+        target, ndim, norm, True, linked=True, index_checks=1, rhs_names=[],
         user_imports=[], event_names=[], n_event_slots=0, user_constants=[],
         user_functions=[])
 
 
-def _render_kernel(target, ndim, norm_dim, recording, **user):
+def _render_kernel(target, ndim, norm, recording, **user):
     style = _TARGET_STYLE[target]
     core_constants, core_functions = _core_parts()
     return _render(
         TEMPLATE_NAME, target=target, ndim=ndim,
-        norm_dim=ndim if norm_dim is None else norm_dim, recording=int(bool(recording)),
+        norm=abi.Norm(ndim) if norm is None else norm, recording=int(bool(recording)),
         core_constants=core_constants, core_functions=core_functions,
         device_decorator=style["device"], kernel_decorator=style["kernel"],
         inline_decorator=style["inline"], inlined=INLINED,
@@ -309,7 +310,7 @@ def _user_parts(records, handles=None):
                 index_checks=int(any(takes for _, _, takes in plan.values())))
 
 
-def load_module(target, ndim, functions, events=(), norm_dim=None, recording=False):
+def load_module(target, ndim, functions, events=(), norm=None, recording=False):
     """The kernel module for this target, dimension and plugin set (arguments: see
     :func:`render_source`): on cpu and parallel a linked kernel, else (or with
     ``$BATCHIVP_KERNEL=inlined``) the generated module with the plugins inlined
@@ -323,7 +324,7 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
     events = [record_of(event) for event in events]
     event_functions = _unique(events)
     kind = kernel_kind(target)
-    key = (target, kind, ndim, norm_dim, bool(recording), tuple(r.key for r in functions),
+    key = (target, kind, ndim, norm, bool(recording), tuple(r.key for r in functions),
            tuple(r.key for r in event_functions), len(events))
     with _lock:
         module = _modules.get(key)
@@ -334,15 +335,15 @@ def load_module(target, ndim, functions, events=(), norm_dim=None, recording=Fal
         if target == "parallel":
             targets.use_fork_safe_threading_layer()
         if kind == "linked":
-            module = _linked_kernel(target, ndim, norm_dim, functions, event_functions)
+            module = _linked_kernel(target, ndim, norm, functions, event_functions)
         else:
-            module = _inlined_module(target, ndim, functions, events, norm_dim, recording)
+            module = _inlined_module(target, ndim, functions, events, norm, recording)
         _modules[key] = module
         return module
 
 
-def _inlined_module(target, ndim, functions, events, norm_dim, recording):
-    text, content_hash, handles = _render_inlined(target, ndim, functions, events, norm_dim,
+def _inlined_module(target, ndim, functions, events, norm, recording):
+    text, content_hash, handles = _render_inlined(target, ndim, functions, events, norm,
                                                   recording)
     module = _import(cache.module_stem(target, f"n{ndim}", content_hash), text)
     # Equal text, equal dispatchers: another plugin set rendering the same module
@@ -358,7 +359,7 @@ def _inlined_module(target, ndim, functions, events, norm_dim, recording):
 KERNEL_ENV_VAR = "BATCHIVP_KERNEL"  # "auto" (default), "linked" or "inlined"
 KERNEL_KINDS = ("auto", "linked", "inlined")
 LINKED_TARGETS = ("cpu", "parallel")
-_linked_cores = {}  # (target, ndim, norm_dim, $BATCHIVP_CACHE_DIR) -> linked core module
+_linked_cores = {}  # (target, ndim, norm, $BATCHIVP_CACHE_DIR) -> linked core module
 
 
 def kernel_kind(target):
@@ -374,10 +375,10 @@ def kernel_kind(target):
     return "linked" if target in LINKED_TARGETS and choice != "inlined" else "inlined"
 
 
-def _linked_kernel(target, ndim, norm_dim, functions, event_functions):
+def _linked_kernel(target, ndim, norm, functions, event_functions):
     """A module-like object: the linked core's ``dop853_kernel`` and the addresses of the
     plugins' C functions as their handles."""
-    core_module = linked_core(target, ndim, norm_dim)
+    core_module = linked_core(target, ndim, norm)
     plugins = {kind: {r.key: plugin_module(r) for r in records}
                for kind, records in (("rhs", functions), ("event", event_functions))}
     return types.SimpleNamespace(
@@ -387,14 +388,14 @@ def _linked_kernel(target, ndim, norm_dim, functions, event_functions):
                         for kind, table in plugins.items()})
 
 
-def linked_core(target, ndim, norm_dim=None):
+def linked_core(target, ndim, norm=None):
     """The linked core module of ``target`` and ``ndim``: loaded from the disk cache, or
     compiled, once per machine, saying so on stderr (it takes seconds)."""
-    key = (target, ndim, norm_dim, os.environ.get(cache.CACHE_ENV_VAR))
+    key = (target, ndim, norm, os.environ.get(cache.CACHE_ENV_VAR))
     core_module = _linked_cores.get(key)
     if core_module is not None:  # solve_ivp asks on every call: no rendering then
         return core_module
-    stem, text = _linked_stem(target, ndim, norm_dim)
+    stem, text = _linked_stem(target, ndim, norm)
     if stem not in sys.modules and not _linked_compiled(stem):
         print(f"batchivp: compiling the {target} core for {ndim}-dimensional states, once on "
               f"this machine (seconds to a minute; `batchivp cache warm` does it ahead of time)",
@@ -403,8 +404,8 @@ def linked_core(target, ndim, norm_dim=None):
     return core_module
 
 
-def _linked_stem(target, ndim, norm_dim=None):
-    text, content_hash = render_linked(target, ndim, norm_dim)
+def _linked_stem(target, ndim, norm=None):
+    text, content_hash = render_linked(target, ndim, norm)
     return cache.module_stem("linked", target, f"n{ndim}", content_hash), text
 
 

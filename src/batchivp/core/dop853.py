@@ -28,11 +28,14 @@ State of one problem between calls (the kernel owns the arrays):
 - ``y``, ``f``: state and derivative at ``t``.
 
 Complex states (scipy integrates complex ``y0`` directly) are stored as ``n = 2 m`` reals,
-the ``m`` real parts then the ``m`` imaginary parts. Stage sums, the step and the
-interpolant are linear and act on the parts alike; only scipy's norms see the complex
-components: the scale uses ``|y_i|`` of the complex number and the sums of squares add
-the real parts' sum to the imaginary parts' sum (``numpy.linalg.norm``). Functions
-taking ``m`` ("norm components") treat the state as real when ``m == n``.
+the ``m`` real parts then the ``m`` imaginary parts (``COMPLEX_STATE = 1``). Stage sums,
+the step and the interpolant are linear and act on the parts alike; only scipy's norms
+see the complex components: the scale uses ``|y_i|`` of the complex number and the sums
+of squares add the real parts' sum to the imaginary parts' sum (``numpy.linalg.norm``).
+A real state (``COMPLEX_STATE = 0``) is seen by the norms in its first ``m`` ("norm
+components") of ``n`` components: ``m == n``, or ``m < n`` when sensitivities are
+integrated with the state and kept out of the error norm, so the state takes the steps
+it takes alone.
 
 ``driver.py`` starts a problem and runs its steps, with events (``events.py``).
 
@@ -73,6 +76,11 @@ STATUS_USER_ERROR = -9  # a user function raised (linked kernels: templates/plug
 # The renderer sets it per module; with 0 the status tests after evaluations compile
 # out, so a module whose indices are all proven runs the code it ran before.
 INDEX_CHECKS = 1
+# 1: the state is complex, NORM_DIM real parts then NORM_DIM imaginary parts (scipy's norms
+# see complex magnitudes); 0: real, and the norms see the first ``m`` components only,
+# all of them unless sensitivities follow the state (batchivp/sensitivity.py). Set per
+# module by the renderer.
+COMPLEX_STATE = 0
 STATUS_RUNNING = 2  # stopped at a chunk boundary; resume to continue
 STATUS_PENDING = 3  # not started
 STATUS_PAUSED = 4  # the step record is full: the host grows it, sets RUNNING, resumes
@@ -166,24 +174,25 @@ def step_toward(t, direction):
 def magnitude(x, i, n, m):
     """``abs`` of norm component ``i < m``: ``|x[i]|``, or ``|x[i] + 1j x[i + m]|`` for a
     complex state (numpy's complex ``abs`` is ``hypot``)."""
-    if m == n:
-        return abs(x[i])
-    return math.hypot(x[i], x[i + m])
+    if COMPLEX_STATE:
+        return math.hypot(x[i], x[i + m])
+    return abs(x[i])
 
 
 def rms_norm_scaled(x, scale, n, m):
     """scipy's ``norm(x / scale)``: ``linalg.norm(x / scale) / m ** 0.5``.
 
     For a complex state numpy sums the squares of the real parts, then of the
-    imaginary parts, and adds the two sums; with ``m == n`` the second sum is zero.
+    imaginary parts, and adds the two sums; a real state has only the first sum, over
+    its ``m`` norm components.
     """
     ss_re = 0.0
     ss_im = 0.0
-    for i in range(n):
-        if i < m:
-            v = x[i] / scale[i]
-            ss_re += v * v
-        else:
+    for i in range(m):
+        v = x[i] / scale[i]
+        ss_re += v * v
+    if COMPLEX_STATE:
+        for i in range(m, n):
             v = x[i] / scale[i - m]
             ss_im += v * v
     return math.sqrt(ss_re + ss_im) / m ** 0.5
@@ -275,7 +284,8 @@ def error_norm_complex(K, h, y, y_new, rtol, atol, n, m):
         c = i
         if i >= m:
             c = i - m
-        scale = atol[c] + np_maximum(magnitude(y, c, n, m), magnitude(y_new, c, n, m)) * rtol[c]
+        scale = atol[c] + np_maximum(math.hypot(y[c], y[c + m]),
+                                     math.hypot(y_new[c], y_new[c + m])) * rtol[c]
         e5, e3 = error_estimates(K, i)
         e5 = e5 / scale
         e3 = e3 / scale
@@ -430,10 +440,10 @@ def dop853_step(handle, y, f, p, rtol, atol, t_bound, max_step, direction,
         istate[IS_NFEV] += N_STAGES
         if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
             return 0.0  # an index checked at run time was out of range (STATUS_INDEX)
-        if m == n:
-            err = error_norm(K, h, y, y_new, rtol, atol, n)
-        else:
+        if COMPLEX_STATE:
             err = error_norm_complex(K, h, y, y_new, rtol, atol, n, m)
+        else:
+            err = error_norm(K, h, y, y_new, rtol, atol, m)
         if err < 1.0:
             h_abs *= accepted_factor(err, rejected)
             fstate[FS_H_ABS] = h_abs
