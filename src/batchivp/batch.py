@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import abi, arguments, bounds, dask_batch, host_loop, render, targets
+from . import abi, arguments, bounds, dask_batch, host_loop, render, sensitivity, targets
 from .core import dop853 as core
 from .status import Status, status_message, successful, unfinished
 
@@ -49,6 +49,16 @@ class BatchResult:
     n_events : ndarray of int, shape (N, len(events)), or None
         Occurrences per problem and event. Larger than ``max_events`` when the buffers
         overflowed: the first ``max_events`` are kept (see :attr:`events_overflowed`).
+    dyf_dy0, dyf_dp : ndarray, shape (N, n, n) and (N, n, m), or None
+        With ``sensitivity``: ``d y_final / d y0`` (the state transition matrix) and
+        ``d y_final / d params``, entry ``[:, i, j]`` the derivative of ``y_i`` by the
+        ``j``-th ``y0`` component or parameter; after a terminal event, including the
+        root's move (``f dt*/dθ``).
+    dy_dy0, dy_dp : ndarray, shape (N, n, n, k) and (N, n, m, k), or None
+        The same at the ``t_eval`` points, from the dense output.
+    dt_events_dy0, dt_events_dp : list of ndarray, shape (N, max_events, n) and
+        (N, max_events, m) each, or None
+        Per event, the derivatives of its occurrence times (NaN padded).
     interrupted : bool
         Ctrl-C stopped the batch before every problem finished. The finished problems
         are complete (bitwise what an uninterrupted run gives); the others have status
@@ -74,6 +84,12 @@ class BatchResult:
     y_events: object = None
     n_events: object = None
     interrupted: bool = False
+    dyf_dy0: object = None
+    dyf_dp: object = None
+    dy_dy0: object = None
+    dy_dp: object = None
+    dt_events_dy0: object = None
+    dt_events_dp: object = None
 
     @property
     def success(self):
@@ -105,7 +121,8 @@ class BatchResult:
 
 def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_events=None,
                 rtol=1e-3, atol=1e-6, first_step=None, max_step=np.inf, max_steps=None,
-                fun_index=None, target=None, chunk_steps=None, progress=False):
+                fun_index=None, target=None, chunk_steps=None, progress=False,
+                sensitivity=None, sensitivity_error=False):
     """Solve ``N`` independent IVPs ``y' = fun(t, y, p)`` with DOP853 in one call.
 
     Each problem takes exactly the steps scipy's ``solve_ivp(method="DOP853")`` takes
@@ -148,6 +165,14 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         bar are served between them; elsewhere (a Dask worker) one call.
     progress : bool
         A tqdm bar (stderr): ``sum |t - t0|`` over ``sum |tf - t0|``; not for Dask inputs.
+    sensitivity : None, ``"y0"``, ``"params"`` or ``"all"``
+        Also integrate the derivatives of the solution by ``y0`` and/or ``params``
+        (forward sensitivities, from ``fun``'s tangent generated from its source:
+        :mod:`batchivp.sensitivity`): ``dyf_dy0``, ``dyf_dp``, ``dy_dy0``, ``dy_dp``,
+        ``dt_events_dy0``, ``dt_events_dp``. The state takes the same steps as without.
+    sensitivity_error : bool
+        Put the sensitivities in the error norm too (each column with the state's
+        ``rtol`` and ``atol``): more steps, controlled sensitivities.
 
     Returns
     -------
@@ -172,11 +197,13 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
                        atol=atol, first_step=first_step, max_step=max_step,
                        fun_index=fun_index)
     options = dict(events=events, max_events=max_events, max_steps=max_steps, target=target,
-                   chunk_steps=chunk_steps)
+                   chunk_steps=chunk_steps, sensitivity=sensitivity,
+                   sensitivity_error=sensitivity_error)
     if arguments.any_dask(per_problem.values()):
         return BatchResult(**dask_batch.solve_batch_dask(solve_batch, fun, per_problem, options))
     batch = _validate(fun, **per_problem, **options)
-    module = render.load_module(batch.target, batch.ndim, batch.functions, batch.event_slots)
+    module = render.load_module(batch.target, batch.ndim, batch.functions, batch.event_slots,
+                                norm=batch.norm)
     inputs, state = _pack(batch, module)
     interruptible = host_loop.sigint_interceptable()
     interrupted = host_loop.run_kernel(
@@ -208,6 +235,9 @@ class _Batch:
     t_out: object  # BatchResult.t
     max_steps: int
     chunk_steps: int
+    norm: abi.Norm  # what the error norm sees of the integrated components
+    columns: object = None  # sensitivity.Columns, or None
+    user_functions: list = None  # the right-hand sides as given (with sensitivities)
 
     @property
     def n_prob(self):
@@ -219,7 +249,8 @@ class _Batch:
 
 
 def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_step, fun_index,
-              events, max_events, max_steps, target, chunk_steps):
+              events, max_events, max_steps, target, chunk_steps, sensitivity,
+              sensitivity_error):
     """The :class:`_Batch` of a call, or the error naming the first bad argument
     (``arguments.py``), before anything compiles."""
     target = targets.resolve_target(target)
@@ -237,15 +268,35 @@ def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_st
     rtol_a, atol_a = arguments.tolerances(rtol, atol, n_prob, ndim)
     first_a, max_step_a = arguments.steps(first_step, max_step, span, n_prob)
     t_eval_a, n_eval = arguments.t_eval(t_eval, span, n_prob)
-    _check_output_fits(n_prob, ndim, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored)
+    system = dict(functions=functions, y0=y0_a, p=p, rtol=rtol_a, atol=atol_a,
+                  norm=abi.Norm(ndim))
+    if sensitivity is not None:
+        system = _with_sensitivities(system, sensitivity, sensitivity_error, params is not None)
+    _check_output_fits(n_prob, system["y0"].shape[1], t_eval_a.shape[-1], ecfg_row.shape[0],
+                       n_stored)
     return _Batch(
-        target=target, functions=functions, positions=np.broadcast_to(positions, (n_prob,)),
-        event_slots=event_slots, ecfg_row=ecfg_row, n_stored=n_stored, y0=y0_a, span=span,
-        p=p, rtol=rtol_a, atol=atol_a, first_step=first_a, max_step=max_step_a,
+        target=target, positions=np.broadcast_to(positions, (n_prob,)),
+        event_slots=event_slots, ecfg_row=ecfg_row, n_stored=n_stored, span=span,
+        first_step=first_a, max_step=max_step_a, **system,
         t_eval=t_eval_a, n_eval=n_eval,
         t_out=None if t_eval is None else arguments.t_eval_out(t_eval),
         max_steps=arguments.positive_int(max_steps, "max_steps", abi.UNLIMITED_STEPS),
         chunk_steps=arguments.positive_int(chunk_steps, "chunk_steps", abi.UNLIMITED_STEPS))
+
+
+def _with_sensitivities(system, mode, in_error_norm, has_params):
+    """The integrated system of the state and its sensitivity columns
+    (:mod:`batchivp.sensitivity`): right-hand sides, ``y0``, ``p``, tolerances, norm."""
+    functions, y0, p = system["functions"], system["y0"], system["p"]
+    n, m = y0.shape[1], p.shape[1]
+    columns = sensitivity.Columns.of(mode, n, m, has_params)
+    y0_s, p_s = columns.initial(y0, p)
+    repeat = (1, 1 + columns.count)
+    return dict(
+        functions=[sensitivity.augmented(f, n, m, columns.count) for f in functions],
+        y0=y0_s, p=p_s, rtol=np.tile(system["rtol"], repeat), atol=np.tile(system["atol"], repeat),
+        norm=abi.Norm(columns.ndim if in_error_norm else n), columns=columns,
+        user_functions=functions)
 
 
 def _pack(batch, module):
@@ -277,22 +328,29 @@ def _unpack(batch, state, interrupted):
     state.y[not_started] = batch.y0[not_started]
     if interrupted:
         _warn_interrupted(status)
-    event_results = {}
+    y_final, yout = state.y, None if batch.t_out is None else state.yout
+    events = {}
     if batch.event_slots:
         n_slots = len(batch.event_slots)
         n_events = state.n_events[:, :n_slots]
         _warn_overflow(n_events, batch.n_stored)
-        event_results = dict(
-            t_events=[state.t_events[:, e, :] for e in range(n_slots)],
-            y_events=[state.y_events[:, e, :, :] for e in range(n_slots)],
-            n_events=n_events,
-        )
+        events = dict(t_events=[state.t_events[:, e, :] for e in range(n_slots)],
+                      y_events=[state.y_events[:, e, :, :] for e in range(n_slots)],
+                      n_events=n_events)
+    derivatives = {}
+    if batch.columns is not None:
+        funs = [batch.user_functions[k] for k in batch.positions]
+        derivatives, y_final, yout, y_events = sensitivity.results(
+            batch.columns, funs, batch.event_slots, batch.ecfg_row, status, t_final, y_final,
+            yout, events.get("y_events"), events.get("t_events"), events.get("n_events"),
+            batch.p)
+        if events:
+            events["y_events"] = y_events
     return BatchResult(
-        t=batch.t_out, y=None if batch.t_out is None else state.yout, t_final=t_final,
-        y_final=state.y, status=status, nfev=state.istate[:, core.IS_NFEV].copy(),
-        nstep=state.istate[:, core.IS_NSTEP].copy(),
+        t=batch.t_out, y=yout, t_final=t_final, y_final=y_final, status=status,
+        nfev=state.istate[:, core.IS_NFEV].copy(), nstep=state.istate[:, core.IS_NSTEP].copy(),
         nreject=state.istate[:, core.IS_NREJECT].copy(), target=batch.target,
-        interrupted=interrupted, **event_results)
+        interrupted=interrupted, **events, **derivatives)
 
 
 def _physical_memory():

@@ -1,0 +1,215 @@
+"""Forward sensitivities of solve_batch (batchivp.sensitivity), on every target.
+
+Oracles: the matrix exponential for y' = A y, the analytic Kepler propagation
+(central differences) and its symplectic STM, finite differences of tight scipy solves
+(Lorenz, van der Pol), the falling ball's impact time sqrt(2 h / g).
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+from scipy.linalg import expm
+
+import batchivp as bi
+from conftest import scipy_reference
+from batchivp.orbit.elements import kepler_propagate
+
+MU = 398600.4418
+# Each (system size, state size) is a linked core of its own, compiled once per machine:
+# the problems below share three, (12, 3), (8, 2) and (42, 6).
+A3 = tuple(np.random.default_rng(7).normal(size=9) * 0.5)
+
+
+@bi.rhs
+def linear3(t, y, p, dydt):  # y' = p[0] * A y, A row major; p[1], p[2] unused
+    for i in range(3):
+        acc = 0.0
+        for j in range(3):
+            acc += A3[3 * i + j] * y[j]
+        dydt[i] = p[0] * acc
+
+
+@bi.rhs
+def kepler_s(t, y, p, dydt):
+    r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
+    k = -p[0] / (r * r * r)
+    dydt[0] = y[3]
+    dydt[1] = y[4]
+    dydt[2] = y[5]
+    dydt[3] = k * y[0]
+    dydt[4] = k * y[1]
+    dydt[5] = k * y[2]
+
+
+@bi.rhs
+def lorenz_s(t, y, p, dydt):
+    dydt[0] = p[0] * (y[1] - y[0])
+    dydt[1] = y[0] * (p[1] - y[2]) - y[1]
+    dydt[2] = y[0] * y[1] - p[2] * y[2]
+
+
+@bi.rhs
+def vdp_s(t, y, p, dydt):
+    dydt[0] = y[1]
+    dydt[1] = p[0] * (1.0 - y[0] ** 2) * y[1] - y[0]
+
+
+@bi.rhs
+def falling(t, y, p, dydt):  # height, velocity; p[0] = g
+    dydt[0] = y[1]
+    dydt[1] = -p[0]
+
+
+@bi.rhs
+def decay(t, y, p, dydt):
+    dydt[0] = -y[0]
+
+
+@bi.event(terminal=True, direction=-1)
+def ground(t, y, p):
+    return y[0]
+
+
+def test_linear_system_is_the_matrix_exponential(target):
+    A, scale = np.array(A3).reshape(3, 3), 0.8
+    y0 = np.random.default_rng(8).normal(size=(4, 3))
+    te = np.linspace(0.0, 2.0, 5)
+    res = bi.solve_batch(linear3, (0.0, 2.0), y0, params=[scale, 0.0, 0.0], t_eval=te,
+                         rtol=1e-11, atol=1e-12, sensitivity="y0", target=target)
+    assert res.success.all() and res.dyf_dp is None and res.dy_dp is None
+    for k, t in enumerate(te):
+        for i in range(4):
+            np.testing.assert_allclose(res.dy_dy0[i, :, :, k], expm(scale * A * t),
+                                       rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.dyf_dy0[0], expm(scale * A * 2.0), rtol=1e-8)
+
+
+def test_linear_system_parameter_derivative_is_analytic(target):
+    """d/ds exp(s A t) y0 = A t exp(s A t) y0; the unused parameters have none."""
+    A, scale = np.array(A3).reshape(3, 3), 0.8
+    y0 = np.random.default_rng(9).normal(size=(3, 3))
+    te = np.linspace(0.0, 2.0, 5)
+    res = bi.solve_batch(linear3, (0.0, 2.0), y0, params=[scale, 0.0, 0.0], t_eval=te,
+                         rtol=1e-11, atol=1e-12, sensitivity="params", target=target)
+    assert res.dy_dy0 is None and res.dy_dp.shape == (3, 3, 3, 5)
+    for k, t in enumerate(te):
+        for i in range(3):
+            expected = A @ expm(scale * A * t) @ y0[i] * t
+            np.testing.assert_allclose(res.dy_dp[i, :, 0, k], expected, rtol=1e-8, atol=1e-10)
+    np.testing.assert_array_equal(res.dy_dp[:, :, 1:], 0.0)
+
+
+def test_state_takes_the_steps_it_takes_alone(target):
+    """The sensitivities stay out of the error norm: the state takes scipy's steps
+    (index-order sums), bitwise those of the plain solve."""
+    y0 = np.array([[1.0, 1.0, 1.0], [-2.0, 3.0, 20.0]])
+    p = np.array([10.0, 28.0, 8.0 / 3.0])
+    te = np.linspace(0.0, 2.0, 7)
+    plain = bi.solve_batch(lorenz_s, (0.0, 2.0), y0, params=p, t_eval=te, rtol=1e-8,
+                           atol=1e-8, target=target)
+    sens = bi.solve_batch(lorenz_s, (0.0, 2.0), y0, params=p, t_eval=te, rtol=1e-8,
+                          atol=1e-8, sensitivity="params", target=target)
+    np.testing.assert_array_equal(sens.nfev, plain.nfev)
+    np.testing.assert_array_equal(sens.nstep, plain.nstep)
+    np.testing.assert_array_equal(sens.y, plain.y)
+    np.testing.assert_array_equal(sens.y_final, plain.y_final)
+    for i in range(2):
+        ref = scipy_reference(lorenz_s, (0.0, 2.0), y0[i], p, t_eval=te, rtol=1e-8, atol=1e-8)
+        assert sens.nfev[i] == ref.nfev
+        np.testing.assert_allclose(sens.y[i], ref.y, rtol=1e-12, atol=1e-12)
+
+
+def _lorenz_fd(y0, p, tf, which, h):
+    def final(y, q):
+        f = lambda t, y: [q[0] * (y[1] - y[0]), y[0] * (q[1] - y[2]) - y[1],
+                          y[0] * y[1] - q[2] * y[2]]
+        return solve_ivp(f, (0.0, tf), y, method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]
+    e = np.zeros(3)
+    e[which] = h
+    return (final(y0, p + e) - final(y0, p - e)) / (2 * h)
+
+
+def test_lorenz_parameter_sensitivities_match_finite_differences(target):
+    y0 = np.array([[1.0, 1.0, 1.0]])
+    p = np.array([10.0, 28.0, 8.0 / 3.0])
+    res = bi.solve_batch(lorenz_s, (0.0, 1.0), y0, params=p, rtol=1e-12, atol=1e-12,
+                         sensitivity="params", target=target)
+    for k in range(3):
+        fd = _lorenz_fd(y0[0], p, 1.0, k, 1e-5)
+        np.testing.assert_allclose(res.dyf_dp[0, :, k], fd, rtol=1e-5, atol=1e-6)
+
+
+def test_van_der_pol_mu_sensitivity_matches_finite_differences(target):
+    y0 = np.array([[2.0, 0.0]])
+    mu, h = 1.5, 1e-6
+
+    def final(m):
+        f = lambda t, y: [y[1], m * (1 - y[0] ** 2) * y[1] - y[0]]
+        return solve_ivp(f, (0, 3.0), y0[0], method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]
+    res = bi.solve_batch(vdp_s, (0.0, 3.0), y0, params=mu, rtol=1e-12, atol=1e-12,
+                         sensitivity="all", target=target)
+    fd = (final(mu + h) - final(mu - h)) / (2 * h)
+    np.testing.assert_allclose(res.dyf_dp[0, :, 0], fd, rtol=1e-6, atol=1e-8)
+
+
+def test_kepler_stm_matches_the_analytic_propagation(target):
+    y0 = np.array([[7000.0, 0.0, 0.0, 0.0, 7.5, 0.1], [6700.0, 100.0, 0.0, 0.0, 7.2, 1.0]])
+    tf = 5400.0
+    res = bi.solve_batch(kepler_s, (0.0, tf), y0, params=MU, rtol=1e-12, atol=1e-12,
+                         sensitivity="y0", target=target)
+    for i in range(2):
+        fd = np.empty((6, 6))
+        for j in range(6):
+            h = 1e-3 if j < 3 else 1e-6
+            plus, minus = y0[i].copy(), y0[i].copy()
+            plus[j] += h
+            minus[j] -= h
+            fp = np.concatenate(kepler_propagate(plus[:3], plus[3:], tf, MU))
+            fm = np.concatenate(kepler_propagate(minus[:3], minus[3:], tf, MU))
+            fd[:, j] = (fp - fm) / (2 * h)
+        np.testing.assert_allclose(res.dyf_dy0[i], fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max())
+
+
+def test_kepler_stm_stays_symplectic_over_ten_orbits(target):
+    y0 = np.array([[7000.0, 0.0, 0.0, 0.0, 7.546, 0.0]])
+    a = 7000.0
+    period = 2 * math.pi * math.sqrt(a ** 3 / MU)
+    te = np.linspace(0.0, 10 * period, 11)
+    res = bi.solve_batch(kepler_s, (0.0, 10 * period), y0, params=MU, t_eval=te,
+                         rtol=1e-12, atol=1e-12, sensitivity="y0", target=target)
+    J = np.block([[np.zeros((3, 3)), np.eye(3)], [-np.eye(3), np.zeros((3, 3))]])
+    for k in range(len(te)):
+        phi = res.dy_dy0[0, :, :, k]
+        assert np.linalg.det(phi) == pytest.approx(1.0, abs=1e-6)
+        np.testing.assert_allclose(phi.T @ J @ phi, J, atol=1e-5 * np.abs(phi).max() ** 2)
+
+
+def test_falling_ball_impact_time_and_state(target):
+    """t* = (v0 + sqrt(v0^2 + 2 g h)) / g: at v0 = 0, dt*/dh = 1 / sqrt(2 g h),
+    dt*/dv0 = 1 / g, dt*/dg = -t* / (2 g); at impact the height is 0 whatever the
+    inputs (the terminal root moves) and v = v0 - g t*."""
+    h0 = np.array([10.0, 45.0])
+    g = 9.81
+    y0 = np.stack([h0, np.zeros(2)], axis=1)
+    res = bi.solve_batch(falling, (0.0, 100.0), y0, params=g, events=ground, rtol=1e-10,
+                         atol=1e-12, sensitivity="all", target=target)
+    assert (res.status == 1).all()
+    t_star = np.sqrt(2 * h0 / g)
+    np.testing.assert_allclose(res.t_events[0][:, 0], t_star, rtol=1e-10)
+    np.testing.assert_allclose(res.dt_events_dy0[0][:, 0, 0], 1 / np.sqrt(2 * g * h0), rtol=1e-8)
+    np.testing.assert_allclose(res.dt_events_dy0[0][:, 0, 1], 1 / g, rtol=1e-8)  # v0 = 0
+    np.testing.assert_allclose(res.dt_events_dp[0][:, 0, 0], -t_star / (2 * g), rtol=1e-8)
+    np.testing.assert_allclose(res.dyf_dy0[:, 0, :], 0.0, atol=1e-9)  # height stays 0
+    np.testing.assert_allclose(res.dyf_dy0[:, 1, 0], -g / np.sqrt(2 * g * h0), rtol=1e-8)
+    np.testing.assert_allclose(res.dyf_dy0[:, 1, 1], 0.0, atol=1e-9)  # 1 - g dt*/dv0
+    np.testing.assert_allclose(res.dyf_dp[:, 1, 0], -t_star / 2, rtol=1e-8)
+
+
+def test_bad_sensitivity_is_named():
+    y0 = np.ones((1, 3))
+    with pytest.raises(ValueError, match="sensitivity='both'"):
+        bi.solve_batch(lorenz_s, (0.0, 1.0), y0, params=[1.0, 2.0, 3.0], sensitivity="both")
+    with pytest.raises(ValueError, match="needs params"):
+        bi.solve_batch(decay, (0.0, 1.0), np.ones((1, 1)), sensitivity="params")
