@@ -213,3 +213,17 @@ def test_bad_sensitivity_is_named():
         bi.solve_batch(lorenz_s, (0.0, 1.0), y0, params=[1.0, 2.0, 3.0], sensitivity="both")
     with pytest.raises(ValueError, match="needs params"):
         bi.solve_batch(decay, (0.0, 1.0), np.ones((1, 1)), sensitivity="params")
+
+
+def test_dask_blocks_carry_the_sensitivities():
+    da = pytest.importorskip("dask.array")
+    y0 = np.random.default_rng(3).normal(size=(5, 2))
+    p = 1.5
+    te = np.linspace(0.0, 1.0, 3)
+    local = bi.solve_batch(vdp_s, (0.0, 1.0), y0, params=p, t_eval=te, rtol=1e-9,
+                           atol=1e-9, sensitivity="all", target="cpu")
+    lazy = bi.solve_batch(vdp_s, (0.0, 1.0), da.from_array(y0, chunks=2), params=p,
+                          t_eval=te, rtol=1e-9, atol=1e-9, sensitivity="all", target="cpu")
+    done = lazy.compute(scheduler="synchronous")
+    for name in ("y", "dyf_dy0", "dyf_dp", "dy_dy0", "dy_dp"):
+        np.testing.assert_array_equal(getattr(done, name), getattr(local, name))

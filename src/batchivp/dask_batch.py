@@ -20,7 +20,7 @@ import string
 
 import numpy as np
 
-from . import arguments
+from . import arguments, sensitivity
 from .arguments import any_dask, is_dask
 
 
@@ -64,11 +64,30 @@ def solve_batch_dask(solve, fun, per_problem, options):
             y_events=[field("y_events", (n_stored, ndim), index=e)
                       for e in range(len(event_slots))],
             n_events=field("n_events", (len(event_slots),), dtype=np.int64))
+    if options["sensitivity"] is not None:
+        events.update(_sensitivity_fields(field, options["sensitivity"], per_problem["params"],
+                                          ndim, t_eval, len(event_slots), n_stored))
     return dict(
         t=t, y=y, t_final=field("t_final"), y_final=field("y_final", (ndim,)),
         status=field("status", dtype=np.int64), nfev=field("nfev", dtype=np.int64),
         nstep=field("nstep", dtype=np.int64), nreject=field("nreject", dtype=np.int64),
         target=options["target"], **events)
+
+
+def _sensitivity_fields(field, mode, params, ndim, t_eval, n_slots, n_stored):
+    """The lazy sensitivity fields (:mod:`batchivp.sensitivity`), None where not asked."""
+    m = 1 if params is None or np.ndim(params) == 0 else np.shape(params)[-1]
+    columns = sensitivity.Columns.of(mode, ndim, m, params is not None)
+    fields = {}
+    for suffix, width, on in (("dy0", ndim, columns.y0), ("dp", m, columns.params)):
+        fields[f"dyf_{suffix}"] = field(f"dyf_{suffix}", (ndim, width)) if on else None
+        fields[f"dy_{suffix}"] = (field(f"dy_{suffix}", (ndim, width, np.shape(t_eval)[-1]))
+                                  if on and t_eval is not None else None)
+        if n_slots:
+            fields[f"dt_events_{suffix}"] = [
+                field(f"dt_events_{suffix}", (n_stored, width), index=e) if on else None
+                for e in range(n_slots)]
+    return fields
 
 
 def _partition(per_problem, n_prob, ndim):

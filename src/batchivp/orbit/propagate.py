@@ -70,6 +70,12 @@ class OrbitResult:
     n_events : ndarray of int, shape (N, len(events)), or None
     nfev, nstep : ndarray of int, shape (N,)
         Right-hand side evaluations and accepted steps.
+    stm : ndarray, shape (N, 6, 6, k), or None
+        With ``stm=True``: the state transition matrix ``d(r, v)(t) / d(r0, v0)`` at
+        ``t``, from the dense output. Its blocks have units: ``dr/dr0`` and ``dv/dv0``
+        none, ``dr/dv0`` s, ``dv/dr0`` 1/s.
+    stm_final : ndarray, shape (N, 6, 6), or None
+        The same at ``t_final`` (after a terminal event, including the move of its time).
     batch : BatchResult
         The underlying :func:`batchivp.solve_batch` result.
     forces, events : tuple
@@ -91,6 +97,8 @@ class OrbitResult:
     nfev: np.ndarray
     nstep: np.ndarray
     batch: object = field(repr=False)
+    stm: object = field(default=None, repr=False)
+    stm_final: object = field(default=None, repr=False)
     forces: tuple = ()
     events: tuple = ()
 
@@ -113,6 +121,32 @@ class OrbitResult:
     def message(self, i):
         """The status message of object ``i``."""
         return self.batch.message(i)
+
+    def covariance(self, P0):
+        """The state covariance at ``t`` carried linearly from the epoch:
+        ``Φ(t) P0 Φ(t)ᵀ``, with ``Φ`` the :attr:`stm` (propagate with ``stm=True``).
+
+        Parameters
+        ----------
+        P0 : array_like, shape (6, 6) or (N, 6, 6)
+            Covariance of ``(r, v)`` at ``t = 0``, shared or per object: km^2 in the
+            position block, km^2/s between position and velocity, km^2/s^2 in the
+            velocity block.
+
+        Returns
+        -------
+        ndarray, shape (N, 6, 6, k)
+            In the same units, at each ``t_eval`` point.
+        """
+        if self.stm is None:
+            raise ValueError("covariance needs the state transition matrix: propagate with "
+                             "stm=True and t_eval")
+        P0 = np.asarray(units.plain(P0, None, "P0"), dtype=float)
+        if P0.shape not in ((6, 6), (self.stm.shape[0], 6, 6)):
+            raise ValueError(f"P0 must have shape (6, 6) or (N, 6, 6) with N = "
+                             f"{self.stm.shape[0]}, got {P0.shape}")
+        P0 = np.broadcast_to(P0, (self.stm.shape[0], 6, 6))
+        return np.einsum("nikt,nkl,njlt->nijt", self.stm, P0, self.stm)
 
 
 def force_model(forces):
@@ -176,7 +210,7 @@ def _event_places(forces, events):
 
 def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=None,
               rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, max_events=None, max_step=math.inf,
-              max_steps=None, target=None, progress=False):
+              max_steps=None, target=None, progress=False, stm=False):
     """Propagate ``N`` Earth orbits with two-body gravity plus ``forces`` (Cowell).
 
     Parameters
@@ -206,6 +240,12 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
         Tolerances, as :func:`batchivp.solve_batch` (``atol`` in km and km/s).
     max_events, max_step, max_steps, target, progress
         As :func:`batchivp.solve_batch`.
+    stm : bool
+        Also integrate each object's state transition matrix (the variational
+        equations of the chosen forces, derived from their code:
+        ``solve_batch(sensitivity="y0")``): :attr:`OrbitResult.stm`,
+        :attr:`OrbitResult.stm_final` and :meth:`OrbitResult.covariance`. The states
+        and steps are those without it.
 
     Arguments with units (``r``, ``v``, ``t_eval``, ``t_span``, ``max_step``, the
     forces' ``area_to_mass``...) may be astropy quantities: they are converted to the
@@ -232,7 +272,7 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
     res = solve_batch(rhs, call.t_span, y0, p, t_eval=call.t_eval, events=placed,
                       max_events=max_events, rtol=call.rtol, atol=call.atol,
                       max_step=call.max_step, max_steps=max_steps, target=target,
-                      progress=progress)
+                      progress=progress, sensitivity="y0" if stm else None)
     return _orbit_result(res, call.forces, call.events)
 
 
@@ -334,7 +374,8 @@ def _orbit_result(res, forces, events):
         t_final=res.t_final, r_final=res.y_final[:, 0:3], v_final=res.y_final[:, 3:6],
         status=res.status, reentered=reentered, t_reentry=t_reentry,
         t_events=res.t_events, y_events=res.y_events, n_events=res.n_events,
-        nfev=res.nfev, nstep=res.nstep, forces=forces, events=events, batch=res)
+        nfev=res.nfev, nstep=res.nstep, forces=forces, events=events, batch=res,
+        stm=res.dy_dy0, stm_final=res.dyf_dy0)
 
 
 def _check_forces(forces):
