@@ -25,6 +25,7 @@ raise :class:`Undifferentiable`, naming the function, the line and what to do.
 
 import ast
 import copy
+import math
 import textwrap
 from dataclasses import dataclass, field
 
@@ -93,6 +94,7 @@ RULES = {
     "copysign": ("math.copysign(1.0, u) * math.copysign(1.0, v) * du", None),
     "floor": (None,), "ceil": (None,), "trunc": (None,),
     "isfinite": (None,), "isnan": (None,), "isinf": (None,),
+    "square": ("2.0 * u * du",), "sign": (None,),  # numpy's only
 }
 # Rules written out in code (Tangent._d_special): builtins and pow.
 SPECIAL = {"min", "max", "float", "int", "round", "len", "bool", "pow"}
@@ -481,7 +483,8 @@ def _rule_name(func, fn):
         return None
     module = fn.modules.get(func.value.id)
     if module == "math":
-        return func.attr if func.attr in RULES or func.attr == "pow" else None
+        known = (func.attr in RULES or func.attr == "pow") and hasattr(math, func.attr)
+        return func.attr if known else None
     attr = NUMPY.get(func.attr, func.attr)
     return attr if module == "numpy" and (attr in RULES or func.attr in NUMPY) else None
 
@@ -801,7 +804,8 @@ class Tangent:
         value = self.temp()
         if self.is_active(node):
             self.active.add(value)
-        body, orelse = ([_assign(_name(value, True), branch)] for branch in (node.body, node.orelse))
+        body, orelse = ([_assign(_name(value, True), branch)]
+                        for branch in (node.body, node.orelse))
         out += self._If(ast.If(test, body, orelse))
         return _name(value)
 
@@ -1146,12 +1150,14 @@ class Tangent:
         if name not in self.active:
             return out + [_assign(_name(name, True), value)]
         primal = _assign(_name(name, True), value)
-        if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(value)):
-            # the tangent reads the old value: before the primal assignment
-            return out + [_assign(_name(self.d(name), True),
-                                  _zero_if_none(self.tangent(value))), primal]
-        tangent = _zero_if_none(self.tangent(value, result=_name(name)))
-        return out + [primal, _assign(_name(self.d(name), True), tangent)]
+        reads_itself = any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(value))
+        # Reading its old value, the tangent goes first; else after, reusing the value.
+        tangent = _zero_if_none(self.tangent(value, result=None if reads_itself else
+                                             _name(name)))
+        if isinstance(tangent, ast.Name) and tangent.id == self.d(name):
+            return out + [primal]  # x = x + k with an int k: the tangent stays
+        update = _assign(_name(self.d(name), True), tangent)
+        return out + ([update, primal] if reads_itself else [primal, update])
 
     def _AugAssign(self, node):
         out, target, op = [], node.target, node.op
