@@ -612,3 +612,49 @@ def test_module_aliases_of_the_plugin_globals():
         tangent_program({"model": source}, "model", {"y", "p", "dydt"})
     check({"model": source}, "model", {"y", "p", "dydt"}, [0.0, [0.4], [0.3], np.zeros(1)],
           constants={"npy": np, "m": math}, modules={"npy": "numpy", "m": "math"})
+
+
+WRITER = "def bump(a):\n    a[0] += 1.0\n    return a[0]\n"
+READER = "def peek(a):\n    return 2.0 * a[0]\n"
+
+
+@pytest.mark.parametrize("line, refused", [
+    ("dydt[0] = y[0] + bump(y)", True),  # y[0] read before bump writes it
+    ("dydt[0] = bump(y) + y[0]", False),  # read after: as hoisted
+    ("dydt[0] = y[0] * peek(y)", False),  # peek only reads
+    ("y[0] += bump(y)", True),  # y[0] read, then bump
+    ("dydt[0] = y[1] + (bump(y) if t > 0.0 else 0.0)", True),
+])
+def test_a_call_is_not_moved_before_a_read_of_what_it_writes(line, refused):
+    source = f"def model(t, y, p, dydt):\n    {line}\n"
+    functions = {"model": source, "bump": WRITER, "peek": READER}
+    args = [0.5, [1.5, 2.0], [1.0], np.zeros(1)]
+    if refused:
+        with pytest.raises(Undifferentiable, match=r"`bump` may write `y`, which this "
+                                                   r"statement reads before calling it"):
+            tangent_program(functions, "model", {"y", "p", "dydt"})
+    else:
+        check(functions, "model", {"y", "p", "dydt"}, args)
+
+
+@pytest.mark.parametrize("factory", [
+    "altitude_below", "node_crossing", "latitude_crossing", "umbra", "umbra_cylindrical",
+    "penumbra"])
+def test_orbit_events_against_finite_differences(factory):
+    from batchivp.orbit import events
+    made = {"altitude_below": lambda: events.altitude_below(120.0),
+            "node_crossing": events.node_crossing,
+            "latitude_crossing": lambda: events.latitude_crossing(30.0),
+            "umbra": events.umbra, "umbra_cylindrical": lambda: events.umbra(shadow="cylindrical"),
+            "penumbra": events.penumbra}[factory]()
+    record = made.plugin
+    functions = {record.name: record.source,
+                 **{h.rendered_name: h.source for h in record.helpers}}
+    constants = {}
+    for globals_ in [record.globals_] + [h.globals_ for h in record.helpers]:
+        for name, (kind, value) in globals_.items():
+            constants[name] = (eval(value, {"math": math, "np": np}) if kind == "const"
+                               else importlib.import_module(value))
+    args = [1000.0, ORBIT_STATE, [EPOCH]]
+    check(functions, record.name, {"y", "p"}, args, constants, h=1e-2,
+          scale=[1e5, [1.0] * 3 + [1e-3] * 3, [1e5]], rtol=1e-7)
