@@ -21,10 +21,22 @@ Only values that depend on an input are differentiated (activity analysis, a fix
 point over the body); loop counters and index arithmetic stay plain integers, and a
 structurally zero tangent is never written as arithmetic. Constructs without a rule
 raise :class:`Undifferentiable`, naming the function, the line and what to do.
+
+What the text reads from the module it is rendered into: ``math``, ``len`` and
+``range``; the module constants by the names the sources use; the other tangent
+functions; and the primal functions, by their keys, where a call has no tangent to
+compute (no array argument, no argument that depends on the inputs). A negative index
+``a[-1]`` is counted from ``len(a)``, so each primal array must be passed with its own
+length (a slice of the state, not the state with its sensitivity columns). A tangent
+depends only on its function's text and array parameters, not on its callers, so
+programs sharing a helper share its tangent. Calls in an expression are computed first
+(hoisted into temporaries, in evaluation order); a call that may write an array the
+statement read before it is refused rather than reordered.
 """
 
 import ast
 import copy
+import math
 import textwrap
 from dataclasses import dataclass, field
 
@@ -48,8 +60,11 @@ class Undifferentiable(Exception):
     """
 
     def __init__(self, function, line, text, reason):
-        super().__init__(f"{function}, line {line}: `{text}`: {reason}")
+        super().__init__(function, line, text, reason)  # args: so that it pickles
         self.function, self.line, self.text, self.reason = function, line, text, reason
+
+    def __str__(self):
+        return f"{self.function}, line {self.line}: `{self.text}`: {self.reason}"
 
 
 def tangent_name(key):
@@ -93,6 +108,7 @@ RULES = {
     "copysign": ("math.copysign(1.0, u) * math.copysign(1.0, v) * du", None),
     "floor": (None,), "ceil": (None,), "trunc": (None,),
     "isfinite": (None,), "isnan": (None,), "isinf": (None,),
+    "square": ("2.0 * u * du",), "sign": (None,),  # numpy's only
 }
 # Rules written out in code (Tangent._d_special): builtins and pow.
 SPECIAL = {"min", "max", "float", "int", "round", "len", "bool", "pow"}
@@ -277,6 +293,7 @@ class Function:
     ret_active: tuple = ()
     bounds: dict = field(default_factory=dict)  # local -> lower bound of its int values
     modules: dict = field(default_factory=lambda: dict(MODULES))  # alias -> module
+    writes: frozenset = frozenset()  # array parameters it may write (or its callees)
 
     def fail(self, node, reason, line=None):
         """Raise :class:`Undifferentiable` at ``node`` (or ``line`` if it has none)."""
@@ -431,6 +448,31 @@ def return_kind(fn, infos):
     fn.arity, fn.returns_tuple = first[0] if first else (0, False)
 
 
+def call_writes(fn, call, infos):
+    """The arrays of ``fn`` that the helper call ``call`` may write."""
+    callee, written = infos[call.func.id], set()
+    for param, arg in zip(callee.params, positional(fn, call, callee)):
+        base = arg.value if isinstance(arg, ast.Subscript) else arg
+        if param in callee.writes and isinstance(base, ast.Name):
+            written.add(base.id)
+    return written
+
+
+def array_writes(fn, infos):
+    """Set ``fn.writes``: the array parameters it may write, itself or through the
+    functions it calls (whose ``writes`` are set)."""
+    written = set()
+    for node in ast.walk(fn.node):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                for t in target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]:
+                    if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
+                        written.add(t.value.id)
+        elif fn.is_helper_call(node, infos):
+            written |= call_writes(fn, node, infos)
+    fn.writes = frozenset(written & fn.arrays)
+
+
 # ---- activity: which values depend on the inputs ----
 
 def needs_tangent(fn, call, infos, active):
@@ -481,7 +523,8 @@ def _rule_name(func, fn):
         return None
     module = fn.modules.get(func.value.id)
     if module == "math":
-        return func.attr if func.attr in RULES or func.attr == "pow" else None
+        known = (func.attr in RULES or func.attr == "pow") and hasattr(math, func.attr)
+        return func.attr if known else None
     attr = NUMPY.get(func.attr, func.attr)
     return attr if module == "numpy" and (attr in RULES or func.attr in NUMPY) else None
 
@@ -650,6 +693,7 @@ class Tangent:
         self.tpre = _prefix("tmp_", fn.names)
         self.count = 0
         self.line = fn.node.lineno
+        self.read = set()  # arrays the statement being transformed has read so far
         for call in fn.helper_calls(infos):
             if tangent_name(call.func.id) in fn.names:
                 fn.fail(call, f"the name `{tangent_name(call.func.id)}` is taken by the "
@@ -770,6 +814,7 @@ class Tangent:
         if self.needs_tangent(node):
             self.check_callee(node, 1, False)
             call = self.tangent_call(node, out)
+            self.check_order(node)
             value = self.temp()
             if self.infos[node.func.id].ret_active[0]:
                 self.active.add(value)
@@ -792,7 +837,19 @@ class Tangent:
             elif isinstance(value, list):
                 setattr(new, name, [self._hoist(v, out) if isinstance(v, ast.expr) else v
                                     for v in value])
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                and node.value.id in self.fn.arrays):
+            self.read.add(node.value.id)
         return new
+
+    def check_order(self, call):
+        """Refuse hoisting ``call`` before a read of an array it may write: the
+        statement reads that array before the call, and would read it after."""
+        clash = call_writes(self.fn, call, self.infos) & self.read
+        if clash:
+            self.fail(call, f"`{call.func.id}` may write `{min(clash)}`, which this "
+                            "statement reads before calling it; the tangent computes calls "
+                            "first: read the element into a name on a line of its own")
 
     def _hoist_ifexp(self, node, out):
         """``a if c else b`` whose branches call helpers, as an if statement assigning a
@@ -801,8 +858,17 @@ class Tangent:
         value = self.temp()
         if self.is_active(node):
             self.active.add(value)
-        body, orelse = ([_assign(_name(value, True), branch)] for branch in (node.body, node.orelse))
-        out += self._If(ast.If(test, body, orelse))
+        for call in ast.walk(node):  # moved before the rest of the statement too
+            if self.needs_tangent(call):
+                self.check_order(call)
+        branches, read = [], set()
+        for branch in (node.body, node.orelse):
+            before, self.read = self.read, set(self.read)
+            branches.append(self.assign(_name(value, True), branch))
+            read |= self.read
+            self.read = before
+        self.read |= read
+        out.append(ast.If(test, *branches))
         return _name(value)
 
     def validate(self, node):
@@ -1013,6 +1079,7 @@ class Tangent:
             handler = getattr(self, f"_{kind}", None)
             if handler is None:
                 self.fail(node, f"a `{kind}` statement has no derivative rule here")
+            self.read = set()
             out += handler(node)
         return out
 
@@ -1146,17 +1213,20 @@ class Tangent:
         if name not in self.active:
             return out + [_assign(_name(name, True), value)]
         primal = _assign(_name(name, True), value)
-        if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(value)):
-            # the tangent reads the old value: before the primal assignment
-            return out + [_assign(_name(self.d(name), True),
-                                  _zero_if_none(self.tangent(value))), primal]
-        tangent = _zero_if_none(self.tangent(value, result=_name(name)))
-        return out + [primal, _assign(_name(self.d(name), True), tangent)]
+        reads_itself = any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(value))
+        # Reading its old value, the tangent goes first; else after, reusing the value.
+        tangent = _zero_if_none(self.tangent(value, result=None if reads_itself else
+                                             _name(name)))
+        if isinstance(tangent, ast.Name) and tangent.id == self.d(name):
+            return out + [primal]  # x = x + k with an int k: the tangent stays
+        update = _assign(_name(self.d(name), True), tangent)
+        return out + ([update, primal] if reads_itself else [primal, update])
 
     def _AugAssign(self, node):
         out, target, op = [], node.target, node.op
         if isinstance(target, ast.Subscript):
             name = self.array_target(target)
+            self.read.add(name)  # a[i] += v reads a[i] before v
             old = ast.Subscript(_name(name), target.slice, ast.Load())
             dtarget = self.element(name, target.slice, store=True)
         elif isinstance(target, ast.Name):
@@ -1269,6 +1339,7 @@ def tangent_program(functions, entry, arrays, modules=None):
     for key in order:  # callees first: callers read their returns and activity
         fn = infos[key]
         return_kind(fn, infos)
+        array_writes(fn, infos)
         activity(fn, infos)
         lower_bounds(fn)
     return {key: Tangent(infos[key], infos).source() for key in reversed(order)}
