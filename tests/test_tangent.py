@@ -47,15 +47,16 @@ def primal(ns, key, args):
 
 def tangent(ns, key, args, directions, offset=3):
     """``(outputs, tangents)`` of ``tangent_<key>`` on ``args`` along ``directions``,
-    in the blocks of :func:`primal`. Each array's tangent sits at ``offset`` in a longer
-    array, as sensitivity columns do; the rest of that array must stay untouched."""
+    in the blocks of :func:`primal`. Each array's tangent is passed as a view at
+    ``offset`` into a longer array, as sensitivity columns are; the rest of that array
+    must stay untouched."""
     call, tangent_arrays = [], []
     for a, d in zip(args, directions):
         if np.ndim(a):
             a = np.array(a, dtype=float)
             big = np.full(len(a) + offset + 2, 7.0)
             big[offset:offset + len(a)] = d
-            call += [a, big, offset]
+            call += [a, big[offset:offset + len(a)]]
             tangent_arrays.append((a, big))
         else:
             call += [float(a), float(d)]
@@ -189,7 +190,7 @@ def vdp(t, y, p, dydt):
 def test_van_der_pol():
     generated = check({"vdp": VAN_DER_POL}, "vdp", {"y", "p", "dydt"},
                       [0.0, [1.5, -0.4], [3.0], np.zeros(2)])
-    assert "2 * y[0] * d_y[o_y]" in generated["vdp"]  # x ** 2: no pow left in the tangent
+    assert "2 * y[0] * d_y[0]" in generated["vdp"]  # x ** 2: no pow left in the tangent
 
 
 CHAIN = """
@@ -219,8 +220,8 @@ def test_loops_indices_and_negative_indices():
     text = generated["chain"]
     assert "d_i" not in text and "d_j" not in text and "d_k " not in text  # counters
     assert "d_n" not in text
-    assert "o_y + (i - 1)" in text  # i >= 1 in the loop: no wrap-around test
-    assert "len(y) - 1" in text  # y[-1]
+    assert "d_y[i - 1]" in text  # the primal's index, as written
+    assert "d_y[-1]" in text  # counted from the end of d_y, as long as y
 
 
 BRANCHES = """
@@ -341,8 +342,8 @@ def test_helpers_tuple_returns_slices_and_swaps():
     generated = check(HELPER_FUNCTIONS, "sun_like", {"y", "p", "dydt"}, HELPER_ARGS)
     assert set(generated) == set(HELPER_FUNCTIONS)
     text = generated["sun_like"]
-    assert "tangent_scale(z, d_z, p[1:2], d_p, o_p + 1)" in text
-    assert "tangent_shift(y[1:3], d_y, o_y + 1, dydt, d_dydt, o_dydt, p[0], d_p[o_p])" in text
+    assert "tangent_scale(z, d_z, p[1:2], d_p[1:2])" in text
+    assert "tangent_shift(y[1:3], d_y[1:3], dydt, d_dydt, p[0], d_p[0])" in text
     # a helper without arrays and without an argument that has a tangent: its primal
     assert "+ distance(1.0, 2.0, 2.0)" in text
 
@@ -419,9 +420,9 @@ import test_tangent as T
 from batchivp.tangent import tangent_name, tangent_program
 for functions, entry, arrays, call in [
         (T.HELPER_FUNCTIONS, "sun_like", {"y", "p", "dydt"},
-         "(0.0, 1.0, y, dy, 3, p, dp, 2, out, dout, 3)"),
+         "(0.0, 1.0, y[:3], dy[3:6], p[:2], dp[2:4], out[:3], dout[3:6])"),
         (T.EDGE_FUNCTIONS, "edges", {"y", "p", "out"},
-         "(0.0, 1.0, y, dy, 2, p, dp, 1, out, dout, 4)")]:
+         "(0.0, 1.0, y[:2], dy[2:4], p[:1], dp[1:2], out[:4], dout[4:8])")]:
     generated = tangent_program(functions, entry, frozenset(arrays))
     ns = T.build(functions, generated)
     for name in list(functions) + [tangent_name(k) for k in generated]:
@@ -470,7 +471,7 @@ def test_generated_names_do_not_clash_with_the_users():
     helper = "def helper(d_x):\n    return d_x * d_x\n"
     generated = check({"clash": source, "helper": helper}, "clash", {"y", "p", "dydt"},
                       [0.5, [2.0], [3.0], np.zeros(1)])
-    assert "def tangent_clash(t, d__t, y, d__y, o__y" in generated["clash"]
+    assert "def tangent_clash(t, d__t, y, d__y, p, d__p, dydt, d__dydt)" in generated["clash"]
 
 
 # ---- the orbit forces, as batchivp.orbit.propagate renders them ----
