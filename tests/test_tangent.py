@@ -1,7 +1,8 @@
 """Forward-mode source transformation (batchivp.tangent): the generated tangents
 against central finite differences of the original functions (and analytic
 derivatives where easy), their primal results bit for bit against the originals, the
-same program compiled with numba.njit, and the refusals."""
+same program compiled with numba.njit and for cuda, the index analysis bounding every
+subscript of the tangents when called with constant slices, and the refusals."""
 
 import importlib
 import math
@@ -661,3 +662,99 @@ def test_orbit_events_against_finite_differences(factory):
     args = [1000.0, ORBIT_STATE, [EPOCH]]
     check(functions, record.name, {"y", "p"}, args, constants, h=1e-2,
           scale=[1e5, [1.0] * 3 + [1e-3] * 3, [1e5]], rtol=1e-7)
+
+
+# ---- the index analysis bounds every tangent subscript (batchivp.bounds) ----
+
+SPRINGS = """
+def springs(t, y, p, dydt):
+    for i in range(3):
+        dydt[i] = y[i + 3]
+        dydt[i + 3] = -p[2] * y[i + 3]
+    pull(y[0:3], p[0:2], dydt[3:6])
+"""
+PULL = """
+def pull(x, q, out):
+    for j in range(3):
+        out[j] -= q[0] * x[j] + q[1] * x[j] ** 3
+    for k in range(1, 3):  # not j: the index analysis gives a name one range
+        out[k] += q[1] * x[k - 1] * x[k]
+"""
+
+
+def bounds_case(name):
+    """(record, constants, (t, y, p), per column kind ``y`` and ``p``: (scale, h))."""
+    from batchivp.source import Helper, Plugin
+    if name == "orbit":
+        record, _, _, constants, params = orbit_program(["J2", "drag", "sun"])
+        return (record, constants, (1000.0, ORBIT_STATE, params),
+                {"y": ([1.0] * 3 + [1e-3] * 3, 1e-2), "p": ([1e3] + [0.1 * v for v in params[1:]],
+                                                            1.0)})
+    record = {"kepler": Plugin("rhs", "kepler", KEPLER, {}),
+              "lorenz": Plugin("rhs", "lorenz", LORENZ, {}),
+              "springs": Plugin("rhs", "springs", SPRINGS, {},
+                                helpers=[Helper("pull", "pull", PULL, {})])}[name]
+    y, p = {"kepler": KEPLER_ARGS[1:3], "lorenz": ([1.0, 2.0, 20.0], [10.0, 28.0, 8.0 / 3.0]),
+            "springs": ([0.3, -0.2, 0.5, 0.1, 0.0, -0.4], [2.0, 0.7, 0.1])}[name]
+    scale = {k: ([abs(v) + 1.0 for v in a], 1e-4) for k, a in (("y", y), ("p", p))}
+    return record, {}, (0.3, y, p), scale
+
+
+def sensitivity_plugin(record, n, m, columns):
+    """(plugin, functions, tangents): the right-hand side of ``record``'s state and
+    ``columns`` sensitivity columns, laid out as batchivp.sensitivity lays them out
+    (``y = [y, s_1, ...]``, ``p = [p, d_1, ...]``), that calls the entry's tangent with
+    constant slices, one call per column, then the entry on the state."""
+    from batchivp.source import Helper, Plugin, def_source
+    entry = f"called_{record.name}"
+    functions = {entry: record.source, **{h.rendered_name: h.source for h in record.helpers}}
+    globals_of = {entry: record.globals_, **{h.rendered_name: h.globals_ for h in record.helpers}}
+    tangents = tangent_program(functions, entry, {"y", "p", "dydt"})
+    lines = []
+    for c in range(1, columns + 1):
+        column, direction = f"{c * n}:{(c + 1) * n}", f"{c * m}:{(c + 1) * m}"
+        lines.append(f"{tangent_name(entry)}(t, 0.0, y[:{n}], y[{column}], p[:{m}], "
+                     f"p[{direction}], dydt[:{n}], dydt[{column}])")
+    lines.append(f"{entry}(t, y[:{n}], p[:{m}], dydt[:{n}])")
+    helpers = list(record.helpers) + [Helper(record.name, entry, record.source, record.globals_)]
+    helpers += [Helper(tangent_name(k), tangent_name(k), text, globals_of[k])
+                for k, text in tangents.items()]
+    source = def_source("sensitivity_rhs", "rhs", lines)
+    return Plugin("rhs", "sensitivity_rhs", source, {}, helpers=helpers), functions, tangents
+
+
+@pytest.mark.parametrize("name", ["kepler", "lorenz", "springs", "orbit"])
+def test_the_index_analysis_bounds_every_subscript_of_the_tangents(name):
+    """Called with constant slices, the tangents need no run-time index check where the
+    primal needs none; and the columns they compute are J s + f_p d (against finite
+    differences), the state's derivative the original's bit for bit."""
+    from batchivp.bounds import analyse
+    record, constants, (t, y, p), scale = bounds_case(name)
+    n, m = len(y), len(p)
+    assert analyse(record).checked == {}  # the primal's own subscripts: all bounded
+    plugin, functions, tangents = sensitivity_plugin(record, n, m, columns=2)
+    report = analyse(plugin)
+    assert report.checked == {} and report.unverifiable == [] and report.out_of_view == []
+    assert report.dydt_written == 3 * n  # every column written, through the views
+    # Column 1 moves y only, column 2 p only (d_t is 0.0 in the calls).
+    rng = np.random.default_rng(5)
+    s = np.asarray(scale["y"][0]) * rng.standard_normal(n)
+    d = np.asarray(scale["p"][0]) * rng.standard_normal(m)
+    ns = build(functions, tangents, constants)
+    exec(compile(plugin.source, "<sensitivity_rhs>", "exec"), ns)
+    system = np.concatenate([y, s, np.zeros(n)])
+    directions = np.concatenate([p, np.zeros(m), d])
+    dydt = np.full(3 * n, np.nan)
+    ns["sensitivity_rhs"](t, system, directions, dydt)
+    entry = f"called_{record.name}"
+    args = [t, y, p, np.zeros(n)]
+    np.testing.assert_array_equal(dydt[:n], primal(ns, entry, args)[3])
+    for c, direction, h in ((1, [0.0, s, np.zeros(m), np.zeros(n)], scale["y"][1]),
+                            (2, [0.0, np.zeros(n), d, np.zeros(n)], scale["p"][1])):
+        expected = finite_difference(ns, entry, args, direction, h)[3]
+        # The differences' own rounding, 3 eps |f| / h, bounds what they can resolve
+        # (the orbit's parameter column is ~1e-9 of the acceleration).
+        rounding = 30.0 * np.finfo(float).eps * np.abs(dydt[:n]) / h
+        error = np.abs(dydt[c * n:(c + 1) * n] - expected)
+        np.testing.assert_array_less(error, 1e-7 * np.max(np.abs(expected)) + rounding
+                                     + 1e-7 * np.abs(expected) + 1e-300)

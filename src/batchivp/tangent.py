@@ -14,12 +14,16 @@ parameter: a scalar ``x`` becomes ``x, d_x`` (its tangent); an array ``a`` becom
 ``a, d_a``, an array as long as ``a`` (typically a view into a longer one, such as a
 sensitivity column) whose ``d_a[i]`` is the tangent of ``a[i]``. A write ``a[i] = e``
 becomes ``d_a[i] = <tangent of e>`` then ``a[i] = e``; a slice ``p[k:m]`` passed to a
-helper travels as ``p[k:m], d_p[k:m]``. Tangent subscripts are the primal's, so an
-index analysis that bounds ``a[i]`` through constant slices bounds ``d_a[i]`` too
-(:mod:`batchivp.bounds`: no run-time check when the entry is called with constant
-slices). It returns nothing when ``f`` returns nothing, ``(v, d_v)`` for a number,
-``(v1, ..., vk, d_v1, ..., d_vk)`` for a tuple of ``k`` numbers. The primal statements
-are ``f``'s own, in order, so the primal results are bit-identical.
+helper travels as ``p[k:m], d_p[k:m]``. It returns nothing when ``f`` returns nothing,
+``(v, d_v)`` for a number, ``(v1, ..., vk, d_v1, ..., d_vk)`` for a tuple of ``k``
+numbers. The primal statements are ``f``'s own, in order, so the primal results are
+bit-identical.
+
+Tangent subscripts are the primal's, without offsets, so that :mod:`batchivp.bounds`
+proves them in range as it proves the primal's: with the entry called with constant
+slices (``y[:n], y[n:2 * n], ...``), an index bounded by constants needs no run-time
+check in ``d_a`` either. An index bounded only by a length (``i < len(a)``) it cannot
+tie to ``d_a``, so those tangent subscripts are checked at run time.
 
 Only values that depend on an input are differentiated (activity analysis, a fixed
 point over the body); loop counters and index arithmetic stay plain integers, and a
