@@ -349,6 +349,15 @@ def test_helpers_tuple_returns_slices_and_swaps():
     assert "+ distance(1.0, 2.0, 2.0)" in text
 
 
+def test_slices_with_a_step_travel_as_the_same_slice_of_the_tangent():
+    source = ("def model(t, y, p, dydt):\n    dydt[0] = first(y[::2]) * p[0]\n"
+              "    dydt[1] = first(y[3:0:-1])\n")
+    functions = {"model": source, "first": "def first(a):\n    return a[0] * a[1] + a[-1]\n"}
+    generated = check(functions, "model", {"y", "p", "dydt"},
+                      [0.0, [1.0, 2.0, 3.0, 4.0], [2.0], np.zeros(2)])
+    assert "tangent_first(y[3:0:-1], d_y[3:0:-1])" in generated["model"]
+
+
 def test_numba_compiles_the_programs():
     check_numba(HELPER_FUNCTIONS, "sun_like", {"y", "p", "dydt"}, HELPER_ARGS)
     check_numba({"chain": CHAIN}, "chain", {"y", "p", "dydt"},
