@@ -1,7 +1,8 @@
 """Forward-mode source transformation (batchivp.tangent): the generated tangents
 against central finite differences of the original functions (and analytic
 derivatives where easy), their primal results bit for bit against the originals, the
-same program compiled with numba.njit, and the refusals."""
+same program compiled with numba.njit and for cuda, the index analysis bounding every
+subscript of the tangents when called with constant slices, and the refusals."""
 
 import importlib
 import math
@@ -47,15 +48,16 @@ def primal(ns, key, args):
 
 def tangent(ns, key, args, directions, offset=3):
     """``(outputs, tangents)`` of ``tangent_<key>`` on ``args`` along ``directions``,
-    in the blocks of :func:`primal`. Each array's tangent sits at ``offset`` in a longer
-    array, as sensitivity columns do; the rest of that array must stay untouched."""
+    in the blocks of :func:`primal`. Each array's tangent is passed as a view at
+    ``offset`` into a longer array, as sensitivity columns are; the rest of that array
+    must stay untouched."""
     call, tangent_arrays = [], []
     for a, d in zip(args, directions):
         if np.ndim(a):
             a = np.array(a, dtype=float)
             big = np.full(len(a) + offset + 2, 7.0)
             big[offset:offset + len(a)] = d
-            call += [a, big, offset]
+            call += [a, big[offset:offset + len(a)]]
             tangent_arrays.append((a, big))
         else:
             call += [float(a), float(d)]
@@ -189,7 +191,7 @@ def vdp(t, y, p, dydt):
 def test_van_der_pol():
     generated = check({"vdp": VAN_DER_POL}, "vdp", {"y", "p", "dydt"},
                       [0.0, [1.5, -0.4], [3.0], np.zeros(2)])
-    assert "2 * y[0] * d_y[o_y]" in generated["vdp"]  # x ** 2: no pow left in the tangent
+    assert "2 * y[0] * d_y[0]" in generated["vdp"]  # x ** 2: no pow left in the tangent
 
 
 CHAIN = """
@@ -219,8 +221,8 @@ def test_loops_indices_and_negative_indices():
     text = generated["chain"]
     assert "d_i" not in text and "d_j" not in text and "d_k " not in text  # counters
     assert "d_n" not in text
-    assert "o_y + (i - 1)" in text  # i >= 1 in the loop: no wrap-around test
-    assert "len(y) - 1" in text  # y[-1]
+    assert "d_y[i - 1]" in text  # the primal's index, as written
+    assert "d_y[-1]" in text  # counted from the end of d_y, as long as y
 
 
 BRANCHES = """
@@ -341,10 +343,19 @@ def test_helpers_tuple_returns_slices_and_swaps():
     generated = check(HELPER_FUNCTIONS, "sun_like", {"y", "p", "dydt"}, HELPER_ARGS)
     assert set(generated) == set(HELPER_FUNCTIONS)
     text = generated["sun_like"]
-    assert "tangent_scale(z, d_z, p[1:2], d_p, o_p + 1)" in text
-    assert "tangent_shift(y[1:3], d_y, o_y + 1, dydt, d_dydt, o_dydt, p[0], d_p[o_p])" in text
+    assert "tangent_scale(z, d_z, p[1:2], d_p[1:2])" in text
+    assert "tangent_shift(y[1:3], d_y[1:3], dydt, d_dydt, p[0], d_p[0])" in text
     # a helper without arrays and without an argument that has a tangent: its primal
     assert "+ distance(1.0, 2.0, 2.0)" in text
+
+
+def test_slices_with_a_step_travel_as_the_same_slice_of_the_tangent():
+    source = ("def model(t, y, p, dydt):\n    dydt[0] = first(y[::2]) * p[0]\n"
+              "    dydt[1] = first(y[3:0:-1])\n")
+    functions = {"model": source, "first": "def first(a):\n    return a[0] * a[1] + a[-1]\n"}
+    generated = check(functions, "model", {"y", "p", "dydt"},
+                      [0.0, [1.0, 2.0, 3.0, 4.0], [2.0], np.zeros(2)])
+    assert "tangent_first(y[3:0:-1], d_y[3:0:-1])" in generated["model"]
 
 
 def test_numba_compiles_the_programs():
@@ -419,9 +430,9 @@ import test_tangent as T
 from batchivp.tangent import tangent_name, tangent_program
 for functions, entry, arrays, call in [
         (T.HELPER_FUNCTIONS, "sun_like", {"y", "p", "dydt"},
-         "(0.0, 1.0, y, dy, 3, p, dp, 2, out, dout, 3)"),
+         "(0.0, 1.0, y[:3], dy[3:6], p[:2], dp[2:4], out[:3], dout[3:6])"),
         (T.EDGE_FUNCTIONS, "edges", {"y", "p", "out"},
-         "(0.0, 1.0, y, dy, 2, p, dp, 1, out, dout, 4)")]:
+         "(0.0, 1.0, y[:2], dy[2:4], p[:1], dp[1:2], out[:4], dout[4:8])")]:
     generated = tangent_program(functions, entry, frozenset(arrays))
     ns = T.build(functions, generated)
     for name in list(functions) + [tangent_name(k) for k in generated]:
@@ -470,7 +481,7 @@ def test_generated_names_do_not_clash_with_the_users():
     helper = "def helper(d_x):\n    return d_x * d_x\n"
     generated = check({"clash": source, "helper": helper}, "clash", {"y", "p", "dydt"},
                       [0.5, [2.0], [3.0], np.zeros(1)])
-    assert "def tangent_clash(t, d__t, y, d__y, o__y" in generated["clash"]
+    assert "def tangent_clash(t, d__t, y, d__y, p, d__p, dydt, d__dydt)" in generated["clash"]
 
 
 # ---- the orbit forces, as batchivp.orbit.propagate renders them ----
@@ -660,3 +671,99 @@ def test_orbit_events_against_finite_differences(factory):
     args = [1000.0, ORBIT_STATE, [EPOCH]]
     check(functions, record.name, {"y", "p"}, args, constants, h=1e-2,
           scale=[1e5, [1.0] * 3 + [1e-3] * 3, [1e5]], rtol=1e-7)
+
+
+# ---- the index analysis bounds every tangent subscript (batchivp.bounds) ----
+
+SPRINGS = """
+def springs(t, y, p, dydt):
+    for i in range(3):
+        dydt[i] = y[i + 3]
+        dydt[i + 3] = -p[2] * y[i + 3]
+    pull(y[0:3], p[0:2], dydt[3:6])
+"""
+PULL = """
+def pull(x, q, out):
+    for j in range(3):
+        out[j] -= q[0] * x[j] + q[1] * x[j] ** 3
+    for k in range(1, 3):  # not j: the index analysis gives a name one range
+        out[k] += q[1] * x[k - 1] * x[k]
+"""
+
+
+def bounds_case(name):
+    """(record, constants, (t, y, p), per column kind ``y`` and ``p``: (scale, h))."""
+    from batchivp.source import Helper, Plugin
+    if name == "orbit":
+        record, _, _, constants, params = orbit_program(["J2", "drag", "sun"])
+        return (record, constants, (1000.0, ORBIT_STATE, params),
+                {"y": ([1.0] * 3 + [1e-3] * 3, 1e-2), "p": ([1e3] + [0.1 * v for v in params[1:]],
+                                                            1.0)})
+    record = {"kepler": Plugin("rhs", "kepler", KEPLER, {}),
+              "lorenz": Plugin("rhs", "lorenz", LORENZ, {}),
+              "springs": Plugin("rhs", "springs", SPRINGS, {},
+                                helpers=[Helper("pull", "pull", PULL, {})])}[name]
+    y, p = {"kepler": KEPLER_ARGS[1:3], "lorenz": ([1.0, 2.0, 20.0], [10.0, 28.0, 8.0 / 3.0]),
+            "springs": ([0.3, -0.2, 0.5, 0.1, 0.0, -0.4], [2.0, 0.7, 0.1])}[name]
+    scale = {k: ([abs(v) + 1.0 for v in a], 1e-4) for k, a in (("y", y), ("p", p))}
+    return record, {}, (0.3, y, p), scale
+
+
+def sensitivity_plugin(record, n, m, columns):
+    """(plugin, functions, tangents): the right-hand side of ``record``'s state and
+    ``columns`` sensitivity columns, laid out as batchivp.sensitivity lays them out
+    (``y = [y, s_1, ...]``, ``p = [p, d_1, ...]``), that calls the entry's tangent with
+    constant slices, one call per column, then the entry on the state."""
+    from batchivp.source import Helper, Plugin, def_source
+    entry = f"called_{record.name}"
+    functions = {entry: record.source, **{h.rendered_name: h.source for h in record.helpers}}
+    globals_of = {entry: record.globals_, **{h.rendered_name: h.globals_ for h in record.helpers}}
+    tangents = tangent_program(functions, entry, {"y", "p", "dydt"})
+    lines = []
+    for c in range(1, columns + 1):
+        column, direction = f"{c * n}:{(c + 1) * n}", f"{c * m}:{(c + 1) * m}"
+        lines.append(f"{tangent_name(entry)}(t, 0.0, y[:{n}], y[{column}], p[:{m}], "
+                     f"p[{direction}], dydt[:{n}], dydt[{column}])")
+    lines.append(f"{entry}(t, y[:{n}], p[:{m}], dydt[:{n}])")
+    helpers = list(record.helpers) + [Helper(record.name, entry, record.source, record.globals_)]
+    helpers += [Helper(tangent_name(k), tangent_name(k), text, globals_of[k])
+                for k, text in tangents.items()]
+    source = def_source("sensitivity_rhs", "rhs", lines)
+    return Plugin("rhs", "sensitivity_rhs", source, {}, helpers=helpers), functions, tangents
+
+
+@pytest.mark.parametrize("name", ["kepler", "lorenz", "springs", "orbit"])
+def test_the_index_analysis_bounds_every_subscript_of_the_tangents(name):
+    """Called with constant slices, the tangents need no run-time index check where the
+    primal needs none; and the columns they compute are J s + f_p d (against finite
+    differences), the state's derivative the original's bit for bit."""
+    from batchivp.bounds import analyse
+    record, constants, (t, y, p), scale = bounds_case(name)
+    n, m = len(y), len(p)
+    assert analyse(record).checked == {}  # the primal's own subscripts: all bounded
+    plugin, functions, tangents = sensitivity_plugin(record, n, m, columns=2)
+    report = analyse(plugin)
+    assert report.checked == {} and report.unverifiable == [] and report.out_of_view == []
+    assert report.dydt_written == 3 * n  # every column written, through the views
+    # Column 1 moves y only, column 2 p only (d_t is 0.0 in the calls).
+    rng = np.random.default_rng(5)
+    s = np.asarray(scale["y"][0]) * rng.standard_normal(n)
+    d = np.asarray(scale["p"][0]) * rng.standard_normal(m)
+    ns = build(functions, tangents, constants)
+    exec(compile(plugin.source, "<sensitivity_rhs>", "exec"), ns)
+    system = np.concatenate([y, s, np.zeros(n)])
+    directions = np.concatenate([p, np.zeros(m), d])
+    dydt = np.full(3 * n, np.nan)
+    ns["sensitivity_rhs"](t, system, directions, dydt)
+    entry = f"called_{record.name}"
+    args = [t, y, p, np.zeros(n)]
+    np.testing.assert_array_equal(dydt[:n], primal(ns, entry, args)[3])
+    for c, direction, h in ((1, [0.0, s, np.zeros(m), np.zeros(n)], scale["y"][1]),
+                            (2, [0.0, np.zeros(n), d, np.zeros(n)], scale["p"][1])):
+        expected = finite_difference(ns, entry, args, direction, h)[3]
+        # The differences' own rounding, 3 eps |f| / h, bounds what they can resolve
+        # (the orbit's parameter column is ~1e-9 of the acceleration).
+        rounding = 30.0 * np.finfo(float).eps * np.abs(dydt[:n]) / h
+        error = np.abs(dydt[c * n:(c + 1) * n] - expected)
+        np.testing.assert_array_less(error, 1e-7 * np.max(np.abs(expected)) + rounding
+                                     + 1e-7 * np.abs(expected) + 1e-300)

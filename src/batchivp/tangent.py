@@ -11,27 +11,36 @@ art: Google's Tangent, Tapenade.
 
 Calling convention of ``tangent_<key>`` for ``def f(a1, ..., ak)``, parameter by
 parameter: a scalar ``x`` becomes ``x, d_x`` (its tangent); an array ``a`` becomes
-``a, d_a, o_a``, the tangent of ``a[i]`` being ``d_a[o_a + i]`` (so a slice ``p[k:m]``
-passed to a helper travels as ``p[k:m], d_p, o_p + k``). It returns nothing when ``f``
-returns nothing, ``(v, d_v)`` for a number, ``(v1, ..., vk, d_v1, ..., d_vk)`` for a
-tuple of ``k`` numbers. The primal statements are ``f``'s own, in order, so the primal
-results are bit-identical.
+``a, d_a``, an array as long as ``a`` (typically a view into a longer one, such as a
+sensitivity column) whose ``d_a[i]`` is the tangent of ``a[i]``. A write ``a[i] = e``
+becomes ``d_a[i] = <tangent of e>`` then ``a[i] = e``; a slice ``p[k:m]`` passed to a
+helper travels as ``p[k:m], d_p[k:m]``. It returns nothing when ``f`` returns nothing,
+``(v, d_v)`` for a number, ``(v1, ..., vk, d_v1, ..., d_vk)`` for a tuple of ``k``
+numbers. The primal statements are ``f``'s own, in order, so the primal results are
+bit-identical.
+
+Tangent subscripts are the primal's, without offsets, so that :mod:`batchivp.bounds`
+proves them in range as it proves the primal's: with the entry called with constant
+slices (``y[:n], y[n:2 * n], ...``), an index bounded by constants needs no run-time
+check in ``d_a`` either. An index bounded only by a length (``i < len(a)``) it cannot
+tie to ``d_a``, so those tangent subscripts are checked at run time.
 
 Only values that depend on an input are differentiated (activity analysis, a fixed
 point over the body); loop counters and index arithmetic stay plain integers, and a
 structurally zero tangent is never written as arithmetic. Constructs without a rule
 raise :class:`Undifferentiable`, naming the function, the line and what to do.
 
-What the text reads from the module it is rendered into: ``math``, ``len`` and
-``range``; the module constants by the names the sources use; the other tangent
-functions; and the primal functions, by their keys, where a call has no tangent to
-compute (no array argument, no argument that depends on the inputs). A negative index
-``a[-1]`` is counted from ``len(a)``, so each primal array must be passed with its own
-length (a slice of the state, not the state with its sensitivity columns). A tangent
-depends only on its function's text and array parameters, not on its callers, so
-programs sharing a helper share its tangent. Calls in an expression are computed first
-(hoisted into temporaries, in evaluation order); a call that may write an array the
-statement read before it is refused rather than reordered.
+What the text reads from the module it is rendered into: ``math``; the builtins and
+module constants by the names the sources use; the other tangent functions; and the
+primal functions, by their keys, where a call has no tangent to compute (no array
+argument, no argument that depends on the inputs). A negative index ``a[-1]`` or one
+computed from ``len(a)`` stays as written in ``d_a[...]``, which is why each ``d_a``
+must be exactly as long as its ``a`` (pass the state's slice and a column's, not the
+state with its sensitivity columns). A tangent depends only on its function's text and
+array parameters, not on its callers, so programs sharing a helper share its tangent.
+Calls in an expression are computed first (hoisted into temporaries, in evaluation
+order); a call that may write an array the statement read before it is refused rather
+than reordered.
 """
 
 import ast
@@ -291,7 +300,6 @@ class Function:
     returns_tuple: bool = False
     active: set = field(default_factory=set)
     ret_active: tuple = ()
-    bounds: dict = field(default_factory=dict)  # local -> lower bound of its int values
     modules: dict = field(default_factory=lambda: dict(MODULES))  # alias -> module
     writes: frozenset = frozenset()  # array parameters it may write (or its callees)
 
@@ -586,110 +594,20 @@ def activity(fn, infos):
     fn.ret_active = tuple(flags)
 
 
-# ---- lower bounds of int locals: which indices need no wrap-around for negatives ----
-
-_UNKNOWN = float("-inf")
-_UNSET = float("inf")  # no assignment seen yet (the optimistic start of the fixed point)
-
-
-def _lower_bound(node, bounds):
-    """A lower bound of the int value of ``node`` (``-inf``: none known)."""
-    value = _constant_number(node)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(node, ast.Name):
-        return bounds.get(node.id, _UNKNOWN)
-    if isinstance(node, tuple):  # ("range", args): a loop counter
-        args = node[1]
-        if len(args) == 1:
-            return 0
-        step = _constant_number(args[2]) if len(args) == 3 else 1
-        if isinstance(step, int) and step > 0:
-            return _lower_bound(args[0], bounds)
-        return _lower_bound(args[1], bounds) + 1 if isinstance(step, int) else _UNKNOWN
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        if node.func.id in ("len", "abs"):
-            return 0
-        if node.func.id in ("min", "max") and node.args and not node.keywords:
-            found = [_lower_bound(a, bounds) for a in node.args]
-            return min(found) if node.func.id == "min" else max(found)
-    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
-            and node.value.attr == "shape"):
-        return 0
-    if isinstance(node, ast.IfExp):
-        return min(_lower_bound(node.body, bounds), _lower_bound(node.orelse, bounds))
-    if isinstance(node, ast.BinOp):
-        return _binop_bound(node, bounds)
-    return _UNKNOWN
-
-
-def _binop_bound(node, bounds):
-    left, right = _lower_bound(node.left, bounds), _lower_bound(node.right, bounds)
-    if _UNSET in (left, right):
-        return _UNSET
-    if _UNKNOWN == left and not isinstance(node.op, ast.Mod):
-        return _UNKNOWN
-    if isinstance(node.op, ast.Add):
-        return left + right
-    constant = _constant_number(node.right)
-    if isinstance(node.op, ast.Sub) and isinstance(constant, int):
-        return left - constant
-    if isinstance(node.op, ast.Mult) and left >= 0 and right >= 0:
-        return left * right
-    if isinstance(node.op, ast.FloorDiv) and isinstance(constant, int) and constant > 0:
-        return left // constant
-    if isinstance(node.op, ast.Mod) and right >= 1:  # Python's % has the divisor's sign
-        return 0
-    return _UNKNOWN
-
-
-def lower_bounds(fn):
-    """Set ``fn.bounds``: local -> lower bound of the ints it holds, where one is known
-    (a fixed point over every assignment, widened to unknown where it keeps falling)."""
-    values = {}
-    for node in ast.walk(fn.node):
-        if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
-            it = node.iter
-            is_range = (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
-                        and it.func.id == "range" and 1 <= len(it.args) <= 3)
-            values.setdefault(node.target.id, []).append(("range", it.args) if is_range else None)
-        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            values.setdefault(node.target.id, []).append(
-                ast.BinOp(node.target, node.op, node.value))
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    values.setdefault(target.id, []).append(node.value)
-                for t in ast.walk(target) if isinstance(target, (ast.Tuple, ast.List)) else ():
-                    if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store):
-                        values.setdefault(t.id, []).append(None)
-    bounds = {name: _UNSET for name in values if name not in fn.params}
-    for round_ in range(100):
-        new = {name: min(_UNKNOWN if v is None else _lower_bound(v, bounds) for v in values[name])
-               for name in bounds}
-        if new == bounds:
-            break
-        if round_ >= 3:  # still falling: widen
-            new = {n: (_UNKNOWN if new[n] < bounds[n] else new[n]) for n in new}
-        bounds = new
-    fn.bounds = {n: b for n, b in bounds.items() if b not in (_UNKNOWN, _UNSET)}
-
-
 # ---- the transformation of one function ----
 
 class Tangent:
     """Writes the tangent function of one analysed :class:`Function`.
 
     Names it introduces start with prefixes no name of the function starts with:
-    ``d_`` (tangents), ``o_`` (offsets of array tangents), ``tmp_`` (temporaries),
-    lengthened with underscores where needed.
+    ``d_`` (tangents) and ``tmp_`` (temporaries), lengthened with underscores where
+    needed.
     """
 
     def __init__(self, fn, infos):
         self.fn, self.infos = fn, infos
         self.active = set(fn.active)
-        self.dpre, self.opre = _prefix("d_", fn.names), _prefix("o_", fn.names)
+        self.dpre = _prefix("d_", fn.names)
         self.tpre = _prefix("tmp_", fn.names)
         self.count = 0
         self.line = fn.node.lineno
@@ -698,15 +616,12 @@ class Tangent:
             if tangent_name(call.func.id) in fn.names:
                 fn.fail(call, f"the name `{tangent_name(call.func.id)}` is taken by the "
                               f"tangent of `{call.func.id}`: rename it")
-        for name in sorted({"math", "len"} & fn.stored):
-            fn.fail(fn.node, f"a local named `{name}` would hide the `{name}` the tangent "
+        if "math" in fn.stored:
+            fn.fail(fn.node, "a local named `math` would hide the `math` the tangent "
                              "uses: rename it")
 
     def d(self, name):
         return self.dpre + name
-
-    def o(self, name):
-        return self.opre + name
 
     def temp(self):
         self.count += 1
@@ -729,46 +644,28 @@ class Tangent:
         fn = self.fn
         params = []
         for p in fn.params:
-            params += [p, self.d(p)] + ([self.o(p)] if p in fn.arrays else [])
+            params += [p, self.d(p)]
         node = ast.parse(f"def {tangent_name(fn.key)}({', '.join(params)}):\n    pass\n").body[0]
         node.body = self.block(fn.node.body) or [ast.Pass()]
         return ast.unparse(ast.fix_missing_locations(node)) + "\n"
 
     # -- array elements and call arguments --
 
-    def offset(self, name, index):
-        """Where the tangent of ``name[index]`` is in ``d_name``: ``o_name + index``,
-        a negative index counted from the end of the primal array."""
-        base = _name(self.o(name))
-        value = _constant_number(index)
-        length = ast.Call(_name("len"), [_name(name)], [])
-        if isinstance(value, int) and value == 0:
-            return base
-        if isinstance(value, int):
-            position = _const(value) if value > 0 else ast.BinOp(length, ast.Sub(), _const(-value))
-        elif _lower_bound(index, self.fn.bounds) >= 0:
-            position = copy.deepcopy(index)
-        else:
-            position = ast.IfExp(ast.Compare(copy.deepcopy(index), [ast.GtE()], [ast.Constant(0)]),
-                                 copy.deepcopy(index),
-                                 ast.BinOp(copy.deepcopy(index), ast.Add(), length))
-        return ast.BinOp(base, ast.Add(), position)
-
     def element(self, name, index, store=False):
-        """The tangent of ``name[index]``: ``d_name[o_name + index]``."""
-        return ast.Subscript(_name(self.d(name)), self.offset(name, index),
+        """The tangent of ``name[index]``: ``d_name[index]`` (``d_name`` is as long as
+        ``name``, so a negative index or one computed from ``len(name)`` means the
+        same element)."""
+        return ast.Subscript(_name(self.d(name)), copy.deepcopy(index),
                              ast.Store() if store else ast.Load())
 
     def array_argument(self, node):
-        """``a, d_a, o_a`` for an array argument ``a`` or ``a[lo:hi]``."""
+        """``a, d_a`` for an array argument ``a``; ``a[s], d_a[s]`` for a slice of one
+        (the same slice of the tangent: the same elements)."""
         if isinstance(node, ast.Name):
-            return [node, _name(self.d(node.id)), _name(self.o(node.id))]
-        name, bounds = node.value.id, node.slice
-        if bounds.step is not None:
-            self.fail(node, "a slice with a step cannot be passed: pass the array and "
-                            "index it in the function called")
-        lower = ast.Constant(0) if bounds.lower is None else bounds.lower
-        return [node, _name(self.d(name)), self.offset(name, lower)]
+            return [node, _name(self.d(node.id))]
+        view = ast.Subscript(_name(self.d(node.value.id)), copy.deepcopy(node.slice),
+                             ast.Load())
+        return [node, view]
 
     def tangent_call(self, call, out):
         """The call of the tangent of helper call ``call``; the calls its arguments
@@ -1341,5 +1238,4 @@ def tangent_program(functions, entry, arrays, modules=None):
         return_kind(fn, infos)
         array_writes(fn, infos)
         activity(fn, infos)
-        lower_bounds(fn)
     return {key: Tangent(infos[key], infos).source() for key in reversed(order)}
