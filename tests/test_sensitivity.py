@@ -227,3 +227,21 @@ def test_dask_blocks_carry_the_sensitivities():
     done = lazy.compute(scheduler="synchronous")
     for name in ("y", "dyf_dy0", "dyf_dp", "dy_dy0", "dy_dp"):
         np.testing.assert_array_equal(getattr(done, name), getattr(local, name))
+
+
+def test_an_undifferentiable_line_is_named_at_registration():
+    with pytest.raises(bi.RegistrationError) as info:
+        @bi.rhs(sensitivity=True)
+        def gamma_rhs(t, y, p, dydt):
+            a = y[0] * 2.0
+            dydt[0] = math.gamma(a)
+    message = str(info.value)
+    lines = open(__file__).read().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "dydt[0] = math.gamma(a)" in text)
+    assert "gamma_rhs" in message and f"test_sensitivity.py:{line}" in message
+
+    @bi.rhs
+    def gamma_later(t, y, p, dydt):
+        dydt[0] = math.lgamma(y[0])
+    with pytest.raises(ValueError, match=r"math.lgamma\(y\[0\]\)"):
+        bi.solve_batch(gamma_later, (0.0, 1.0), np.ones((1, 1)), sensitivity="y0")

@@ -102,15 +102,17 @@ def _bench(args):
 
 
 def _cuda_report(args):
-    from batchivp import cuda_support, models, orbit
+    from batchivp import abi, cuda_support, models, orbit, sensitivity
 
     debris_rhs = orbit.force_model([orbit.J2(), orbit.ExponentialDrag()])
+    stm = sensitivity.augmented(models.two_body, 6, 1, 6)  # sensitivity="y0": 6 + 36
     cases = [
         ("models.two_body, no events", [models.two_body], ()),
         ("models.two_body, one terminal event (models.radius_crossing)", [models.two_body],
          (models.radius_crossing.with_options(True, -1),)),
         ("orbit: J2 and exponential drag, re-entry event (the debris cloud)", [debris_rhs],
          (orbit.altitude_below(100.0),)),
+        ("models.two_body with its state transition matrix, sensitivity='y0'", [stm], ()),
     ]
     if args.all_forces:  # every device function inlined: NVVM takes minutes
         full_rhs = orbit.force_model([
@@ -120,9 +122,10 @@ def _cuda_report(args):
                       "events altitude_below, node_crossing, umbra", [full_rhs],
                       (orbit.altitude_below(100.0), orbit.node_crossing(), orbit.umbra())))
     for label, functions, events in cases:
-        ptx = cuda_support.kernel_ptx(6, functions, events)
+        ndim = 42 if functions[0] is stm else 6
+        ptx = cuda_support.kernel_ptx(ndim, functions, events, abi.Norm(6))
         report = cuda_support.ptxas_report(ptx)
-        print(f"DOP853 kernel ({label}; n = 6), "
+        print(f"DOP853 kernel ({label}; n = {ndim}), "
               f"ptxas -arch={cuda_support.PTXAS_ARCH}, PTX for cc {cuda_support.PTX_CC}:")
         print(f"  registers:   {report['registers']}")
         print(f"  stack frame: {report['stack_frame']} bytes")

@@ -238,6 +238,7 @@ class _Batch:
     norm: abi.Norm  # what the error norm sees of the integrated components
     columns: object = None  # sensitivity.Columns, or None
     user_functions: list = None  # the right-hand sides as given (with sensitivities)
+    user_events: list = None  # the events as given (with sensitivities)
 
     @property
     def n_prob(self):
@@ -268,15 +269,15 @@ def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_st
     rtol_a, atol_a = arguments.tolerances(rtol, atol, n_prob, ndim)
     first_a, max_step_a = arguments.steps(first_step, max_step, span, n_prob)
     t_eval_a, n_eval = arguments.t_eval(t_eval, span, n_prob)
-    system = dict(functions=functions, y0=y0_a, p=p, rtol=rtol_a, atol=atol_a,
-                  norm=abi.Norm(ndim))
+    system = dict(functions=functions, event_slots=event_slots, y0=y0_a, p=p, rtol=rtol_a,
+                  atol=atol_a, norm=abi.Norm(ndim))
     if sensitivity is not None:
         system = _with_sensitivities(system, sensitivity, sensitivity_error, params is not None)
     _check_output_fits(n_prob, system["y0"].shape[1], t_eval_a.shape[-1], ecfg_row.shape[0],
                        n_stored)
     return _Batch(
         target=target, positions=np.broadcast_to(positions, (n_prob,)),
-        event_slots=event_slots, ecfg_row=ecfg_row, n_stored=n_stored, span=span,
+        ecfg_row=ecfg_row, n_stored=n_stored, span=span,
         first_step=first_a, max_step=max_step_a, **system,
         t_eval=t_eval_a, n_eval=n_eval,
         t_out=None if t_eval is None else arguments.t_eval_out(t_eval),
@@ -286,17 +287,21 @@ def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_st
 
 def _with_sensitivities(system, mode, in_error_norm, has_params):
     """The integrated system of the state and its sensitivity columns
-    (:mod:`batchivp.sensitivity`): right-hand sides, ``y0``, ``p``, tolerances, norm."""
-    functions, y0, p = system["functions"], system["y0"], system["p"]
+    (:mod:`batchivp.sensitivity`): right-hand sides, events, ``y0``, ``p``, tolerances,
+    norm; errors (a line that cannot be differentiated) before anything compiles."""
+    functions, events, y0, p = (system[k] for k in ("functions", "event_slots", "y0", "p"))
     n, m = y0.shape[1], p.shape[1]
     columns = sensitivity.Columns.of(mode, n, m, has_params)
+    for event in events:
+        sensitivity.check_differentiable(event)
     y0_s, p_s = columns.initial(y0, p)
     repeat = (1, 1 + columns.count)
     return dict(
         functions=[sensitivity.augmented(f, n, m, columns.count) for f in functions],
+        event_slots=[sensitivity.state_event(e, n, m) for e in events],
         y0=y0_s, p=p_s, rtol=np.tile(system["rtol"], repeat), atol=np.tile(system["atol"], repeat),
         norm=abi.Norm(columns.ndim if in_error_norm else n), columns=columns,
-        user_functions=functions)
+        user_functions=functions, user_events=events)
 
 
 def _pack(batch, module):
@@ -341,7 +346,7 @@ def _unpack(batch, state, interrupted):
     if batch.columns is not None:
         funs = [batch.user_functions[k] for k in batch.positions]
         derivatives, y_final, yout, y_events = sensitivity.results(
-            batch.columns, funs, batch.event_slots, batch.ecfg_row, status, t_final, y_final,
+            batch.columns, funs, batch.user_events, batch.ecfg_row, status, t_final, y_final,
             yout, events.get("y_events"), events.get("t_events"), events.get("n_events"),
             batch.p)
         if events:

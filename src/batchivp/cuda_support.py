@@ -19,13 +19,15 @@ PTX_CC = (9, 0)
 PTXAS_ARCH = "sm_90"
 
 
-def kernel_ptx(ndim=6, functions=None, events=()):
+def kernel_ptx(ndim=6, functions=None, events=(), norm=None):
     """Compile the cuda module's entry point to PTX for sm_90 without a driver.
 
     The cuda module is rendered with its entry point undecorated (``cuda_ptx``: the
     same text but for the ``guvectorize`` line), and that per-problem function, the
     body the cuda gufunc wraps, is compiled as a kernel with
-    ``numba.cuda.compile_ptx`` (NVVM from the CUDA wheels). Returns the PTX text.
+    ``numba.cuda.compile_ptx`` (NVVM from the CUDA wheels). ``norm``: as for
+    :func:`batchivp.render.load_module` (a system with sensitivities). Returns the PTX
+    text.
 
     Workaround: this needs no driver only because every device function in the cuda
     module is declared ``inline=True`` (``render``'s cuda style). A device function
@@ -44,7 +46,7 @@ def kernel_ptx(ndim=6, functions=None, events=()):
         from .models import two_body
 
         functions, ndim = [two_body], 6
-    module = render.load_module("cuda_ptx", ndim, functions, events)
+    module = render.load_module("cuda_ptx", ndim, functions, events, norm=norm)
     ptx, _ = cuda.compile_ptx(module.dop853_kernel, abi.ptx_types(), cc=PTX_CC)
     return ptx
 

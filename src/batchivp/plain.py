@@ -125,10 +125,10 @@ def adapter(func, kind, ndim, complex_state, vectorized, layout, output):
             lines.append(f"    dydt[i] = {index}")
     fname = f"plain_{kind}"
     cls = EventFunction if kind == "event" else RhsFunction
-    return _plugin(cls, fname, def_source(fname, kind, lines), helpers, func, describe(func))
+    return build_plugin(cls, fname, def_source(fname, kind, lines), helpers, func, describe(func))
 
 
-def _plugin(cls, fname, source, helpers, py_func, origin, **attributes):
+def build_plugin(cls, fname, source, helpers, py_func, origin, **attributes):
     """A plugin of class ``cls`` whose ``def fname`` in ``source`` calls ``helpers`` by
     their rendered names; named and keyed by the digest of all that code.
     ``attributes``: the class's own constructor arguments."""
@@ -196,8 +196,8 @@ def compose(kind, source, calls, origin="<composed>"):
     namespace = {"math": math, **calls}
     exec(compile(source, origin, "exec"), namespace)
     cls = ComposedEvent if kind == "event" else ComposedRhs
-    return _plugin(cls, fname, rename_tokens(source, mapping), helpers, namespace[fname], origin,
-                   recipe=(kind, source, dict(calls), origin))
+    return build_plugin(cls, fname, rename_tokens(source, mapping), helpers, namespace[fname],
+                        origin, recipe=(kind, source, dict(calls), origin))
 
 
 def called_name(record):

@@ -256,12 +256,15 @@ def registered():
         return dict(_registry)
 
 
-def rhs(func=None, *, n=None, n_params=None):
+def rhs(func=None, *, n=None, n_params=None, sensitivity=False):
     """Register ``func(t, y, p, dydt)`` as a right-hand side usable on every target.
 
     Use it bare (``@bi.rhs``) or declaring the dimensions the function is written for,
     ``@bi.rhs(n=6, n_params=1)``: the state size and the number of parameters, checked
     against its indices at once and against ``y0`` and ``params`` when it is solved.
+    ``sensitivity=True`` also generates its derivative now (what
+    ``solve_batch(sensitivity=...)`` needs), refusing a line that cannot be
+    differentiated with the reason.
 
     Examples
     --------
@@ -271,10 +274,24 @@ def rhs(func=None, *, n=None, n_params=None):
     ...     dydt[0] = -p[0] * y[0]
     """
     if func is None:
-        return lambda f: rhs(f, n=n, n_params=n_params)
+        return lambda f: rhs(f, n=n, n_params=n_params, sensitivity=sensitivity)
     if isinstance(func, RhsFunction):
-        return func.with_dimensions(n, n_params) if (n, n_params) != (None, None) else func
-    return _register_function("rhs", func).with_dimensions(n, n_params)
+        entry = func.with_dimensions(n, n_params) if (n, n_params) != (None, None) else func
+    else:
+        entry = _register_function("rhs", func).with_dimensions(n, n_params)
+    return _check_differentiable(entry) if sensitivity else entry
+
+
+def _check_differentiable(entry):
+    """``entry``, once its tangent (batchivp.tangent) is generated; else the error naming
+    the line that cannot be differentiated and why."""
+    from .sensitivity import check_differentiable  # it builds on this module
+
+    try:
+        check_differentiable(entry)
+    except ValueError as exc:
+        raise RegistrationError(str(exc)) from None
+    return entry
 
 
 def _register_function(kind, func):
@@ -319,14 +336,16 @@ def _register_source(kind, source, check_options=None):
 _KEEP = object()  # an option not given: the event's own (False / 0.0 for a new one)
 
 
-def event(func=None, *, terminal=_KEEP, direction=_KEEP, n=None, n_params=None):
+def event(func=None, *, terminal=_KEEP, direction=_KEEP, n=None, n_params=None,
+          sensitivity=False):
     """Register ``func(t, y, p) -> float`` as an event function usable on every target.
 
     Use it bare (``@bi.event``: not terminal, both directions) or with scipy's options
     (``@bi.event(terminal=True, direction=-1)``; ``terminal`` may be a count). Given an
     :class:`EventFunction`, returns a copy with the options given changed and the
     others kept: ``bi.event(reentry, terminal=2)``. ``n`` and ``n_params`` declare the
-    state size and parameter count, as for :func:`rhs`.
+    state size and parameter count, and ``sensitivity=True`` generates its derivative
+    now (the event times' sensitivities need it), as for :func:`rhs`.
 
     Examples
     --------
@@ -339,16 +358,18 @@ def event(func=None, *, terminal=_KEEP, direction=_KEEP, n=None, n_params=None):
         check_event_options(False if terminal is _KEEP else terminal,
                             0.0 if direction is _KEEP else direction, "<decorated>")
         return lambda f: event(f, terminal=terminal, direction=direction, n=n,
-                               n_params=n_params)
+                               n_params=n_params, sensitivity=sensitivity)
     if isinstance(func, EventFunction):
-        return func.with_options(func.terminal if terminal is _KEEP else terminal,
-                                 func.direction if direction is _KEEP else direction
-                                 ).with_dimensions(n, n_params)
-    terminal = False if terminal is _KEEP else terminal
-    direction = 0.0 if direction is _KEEP else direction
-    check_event_options(terminal, direction, getattr(func, "__name__", "<event>"))
-    return _register_function("event", func).with_options(
-        terminal, direction).with_dimensions(n, n_params)
+        entry = func.with_options(func.terminal if terminal is _KEEP else terminal,
+                                  func.direction if direction is _KEEP else direction
+                                  ).with_dimensions(n, n_params)
+    else:
+        terminal = False if terminal is _KEEP else terminal
+        direction = 0.0 if direction is _KEEP else direction
+        check_event_options(terminal, direction, getattr(func, "__name__", "<event>"))
+        entry = _register_function("event", func).with_options(
+            terminal, direction).with_dimensions(n, n_params)
+    return _check_differentiable(entry) if sensitivity else entry
 
 
 def register_event(source, terminal=False, direction=0.0):

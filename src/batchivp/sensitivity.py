@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import abi
-from .plain import _plugin, called_name
+from .plain import build_plugin, called_name
 from .registry import EventFunction, RhsFunction
 from .source import SIGNATURES, Helper, def_source, record_of
 from .tangent import Undifferentiable, tangent_name, tangent_program
@@ -120,6 +120,22 @@ class SensitivityRhs(RhsFunction):
         return (augmented, self._recipe)
 
 
+class SensitivityEvent(EventFunction):
+    """An event function seeing the state of a system with sensitivities
+    (:func:`state_event`); ``terminal`` and ``direction`` its own."""
+
+    def __init__(self, plugin, py_func, recipe):
+        super().__init__(plugin, py_func)
+        self._recipe = recipe
+
+    def __reduce__(self):
+        return (_state_event_again, (self._recipe, self.terminal, self.direction))
+
+
+def _state_event_again(recipe, terminal, direction):
+    return state_event(*recipe).with_options(terminal, direction)
+
+
 def augmented(fun, n, m, count):
     """The right-hand side ``rhs(t, y, p, dydt)`` of ``fun``'s state (``n``) and
     ``count`` sensitivity columns, laid out as the module docstring says. Raises
@@ -131,20 +147,51 @@ def augmented(fun, n, m, count):
 def _augmented(fun, n, m, count):
     record = record_of(fun)
     entry, tangents = _tangents(record)
-    lines = [f"for c in range({count}):",
-             f"    o = {n} + c * {n}",
-             f"    {tangent_name(entry)}(t, 0.0, y, y, o, p, p, {m} + c * {m}, dydt, dydt, o)",
-             # Last, so that the state's derivative is exactly the plain one.
-             f"{entry}(t, y, p, dydt)"]
+    # One call per column, on constant slices: the index analysis (batchivp.bounds) then
+    # proves every subscript of the tangents in range, and the user's function sees
+    # arrays of its own lengths (len(y), y[-1]).
+    state = f"y[:{n}], p[:{m}], dydt[:{n}]"
+    lines = [f"{tangent_name(entry)}(t, 0.0, y[:{n}], y[{a}:{a + n}], p[:{m}], "
+             f"p[{b}:{b + m}], dydt[:{n}], dydt[{a}:{a + n}])"
+             for a, b in ((n * (1 + c), m * (1 + c)) for c in range(count))]
+    lines.append(f"{entry}(t, {state})")  # last: the state's derivative is the plain one
     source = def_source("sensitivity_rhs", "rhs", lines)
-    helpers = list(record.helpers) + [Helper(record.name, entry, record.source, record.globals_)]
+    helpers = _with_original(record, entry)
     helpers += [Helper(name, name, text, globals_) for name, text, globals_ in tangents]
-    table = python_functions(helpers)
-    space = {"math": math, **table}
-    exec(compile(source, "<sensitivity_rhs>", "exec"), space)
-    py_func = space["sensitivity_rhs"]
-    return _plugin(SensitivityRhs, "sensitivity_rhs", source, helpers, py_func,
+    return build_plugin(SensitivityRhs, "sensitivity_rhs", source, helpers,
+                   _python(helpers, source, "sensitivity_rhs"),
                    f"sensitivities of {record.display}", recipe=(fun, n, m, count))
+
+
+def state_event(event, n, m):
+    """``event`` as a system with sensitivities runs it: on the first ``n`` components of
+    ``y`` and the first ``m`` of ``p`` (constant slices), so that it sees arrays of its
+    own lengths."""
+    return _state_event(event.current(), n, m).with_options(event.terminal, event.direction)
+
+
+@functools.lru_cache(maxsize=256)
+def _state_event(event, n, m):
+    record = record_of(event)
+    entry = called_name(record)
+    source = def_source("state_event", "event", [f"return {entry}(t, y[:{n}], p[:{m}])"])
+    helpers = _with_original(record, entry)
+    return build_plugin(SensitivityEvent, "state_event", source, helpers,
+                   _python(helpers, source, "state_event"), record.origin,
+                   recipe=(event, n, m))
+
+
+def _with_original(record, entry):
+    """The helpers of a plugin calling ``record``'s function as ``entry``."""
+    return list(record.helpers) + [Helper(record.name, entry, record.source, record.globals_)]
+
+
+def _python(helpers, source, name):
+    """The Python function ``name`` of ``source`` calling ``helpers`` (what calling the
+    plugin runs)."""
+    space = {"math": math, **python_functions(helpers)}
+    exec(compile(source, f"<{name}>", "exec"), space)
+    return space[name]
 
 
 def _tangents(record):
@@ -154,11 +201,24 @@ def _tangents(record):
     functions = {entry: record.source, **{h.rendered_name: h.source for h in record.helpers}}
     globals_of = {entry: record.globals_, **{h.rendered_name: h.globals_ for h in record.helpers}}
     arrays = frozenset(a.name for a in SIGNATURES[record.kind].arrays)
+    modules = {"math": "math", "np": "numpy", "numpy": "numpy"}
+    for globals_ in globals_of.values():
+        modules.update({name: value for name, (kind, value) in globals_.items()
+                        if kind == "module"})
     try:
-        program = tangent_program(functions, entry, arrays)
+        program = tangent_program(functions, entry, arrays, modules)
     except Undifferentiable as exc:
         raise ValueError(_undifferentiable_message(exc, record, entry)) from None
     return entry, [(tangent_name(key), text, globals_of[key]) for key, text in program.items()]
+
+
+def check_differentiable(fun):
+    """Generate ``fun``'s tangent program (cached), or raise the ``ValueError`` naming the
+    line that cannot be differentiated and why."""
+    if isinstance(fun, EventFunction):
+        event_tangent(fun)
+    else:
+        _tangents(record_of(fun.current()))
 
 
 def _undifferentiable_message(exc, record, entry):
@@ -187,16 +247,16 @@ def python_functions(helpers):
 
 
 def event_tangent(event):
-    """``tangent(t, d_t, y, d_y, o_y, p, d_p, o_p) -> (g, d_g)`` of an event function, as
-    Python (:func:`batchivp.tangent.tangent_program`'s convention)."""
+    """``tangent(t, d_t, y, d_y, p, d_p) -> (g, d_g)`` of an event function, as Python
+    (:func:`batchivp.tangent.tangent_program`'s convention)."""
     return _event_tangent(record_of(event.current()))
 
 
 @functools.lru_cache(maxsize=256)
 def _event_tangent(record):
     entry, tangents = _tangents(record)
-    helpers = list(record.helpers) + [Helper(name, name, text, globals_)
-                                      for name, text, globals_ in tangents]
+    helpers = _with_original(record, entry) + [Helper(name, name, text, globals_)
+                                               for name, text, globals_ in tangents]
     return python_functions(helpers)[tangent_name(entry)]
 
 
@@ -267,10 +327,10 @@ def _root_sensitivity(tangent, fun, t, y, p, n, m, c):
     """``dt*/dθ`` (C,) at one root ``(t, y)`` of the system's components."""
     f = np.empty(n)
     fun.py_func(t, y[:n].copy(), p[:m].copy(), f)
-    zeros = np.zeros(m)
-    _, rate = tangent(t, 1.0, y, f, 0, p, zeros, 0)  # dg/dt along the solution
+    _, rate = tangent(t, 1.0, y[:n], f, p[:m], np.zeros(m))  # dg/dt along the solution
     d = np.empty(c)
     for k in range(c):
-        _, dg = tangent(t, 0.0, y, y, n + k * n, p, p, m + k * m)
+        a, b = n * (1 + k), m * (1 + k)
+        _, dg = tangent(t, 0.0, y[:n], y[a:a + n], p[:m], p[b:b + m])
         d[k] = -dg / rate
     return d

@@ -57,7 +57,7 @@ the plot, for figures that do not fit its columns: the case's ``notes`` print it
 is in the JSON, and its ``nfev_equal``/``nfev_checked``, if any, count as above).
 """
 
-from . import batch_cases, ivp_cases, orbit_cases  # noqa: F401  (registers the cases, in table order)
+from . import batch_cases, ivp_cases, orbit_cases, sensitivity_cases  # noqa: F401  (registers the cases, in table order)
 from . import first_call_cases  # noqa: F401  (last: its own tables come after the main one)
 from .registry import CASES, BenchCase, BenchConfig, register
 from .runner import main, run
