@@ -5,7 +5,8 @@ Run: ``python examples/debris_covariance.py`` (a few seconds after the first com
 A spacecraft in a 500 km sun-synchronous orbit breaks up (NASA Standard Breakup
 Model); each fragment's state after the breakup is known to 100 m and 0.1 m/s (one
 sigma, per axis). batchivp propagates the fragments for ``--hours`` with J2 and
-exponential-atmosphere drag and, with ``stm=True``, each one's state transition matrix
+exponential-atmosphere drag (those descending through 100 km stop there) and, with
+``stm=True``, each one's state transition matrix
 Φ(t) from the forces' generated derivatives; ``res.covariance(P0)`` gives Φ P0 Φᵀ at
 each output time. Rotated into each fragment's radial / along-track / cross-track frame
 (RSW), the along-track sigma grows about linearly with time (the velocity error
@@ -27,6 +28,7 @@ PARENT_ALTITUDE = 500.0  # km, circular
 PARENT_INCLINATION = 97.4  # deg: sun-synchronous at 500 km
 SIGMA_R = 0.1  # km (100 m) per axis at the epoch
 SIGMA_V = 1e-4  # km/s (0.1 m/s) per axis
+REENTRY_ALTITUDE = 100.0  # km: a fragment that descends through it stops there
 
 
 def rsw_sigmas(r, v, P):
@@ -58,13 +60,14 @@ def main(argv=None):
     t_eval = np.linspace(0.0, args.hours * 3600.0, 97)
     res = orbit.propagate(cloud.r, cloud.v, t_eval,
                           forces=[orbit.J2(), orbit.ExponentialDrag(2.2, cloud.area_to_mass)],
-                          stm=True, target=targets.resolve_target(args.target))
+                          events=[orbit.altitude_below(REENTRY_ALTITUDE)], stm=True,
+                          target=targets.resolve_target(args.target))
     P0 = np.diag([SIGMA_R ** 2] * 3 + [SIGMA_V ** 2] * 3)
-    ok = res.status == 0  # fragments still in orbit at the end
+    ok = res.status == 0  # in orbit to the end (the others re-entered, or failed)
     sigmas = rsw_sigmas(res.r[ok], res.v[ok], res.covariance(P0)[ok]) * 1e3  # m
     median = np.median(sigmas, axis=0)
-    print(f"{ok.sum()} of {args.n} fragments in orbit after {args.hours:g} h; "
-          f"median one-sigma position uncertainty [m]:")
+    print(f"{ok.sum()} of {args.n} fragments in orbit after {args.hours:g} h "
+          f"({res.reentered.sum()} re-entered); median one-sigma position uncertainty [m]:")
     for k in range(0, len(t_eval), 24):
         print(f"  t = {t_eval[k] / 3600:5.1f} h: radial {median[k, 0]:8.1f}, "
               f"along-track {median[k, 1]:9.1f}, cross-track {median[k, 2]:8.1f}")

@@ -2,6 +2,8 @@
 perturbations, against central differences of scipy solves of the same forces written
 in numpy (test_orbit_propagate.numpy_rhs), on every target; covariance = Φ P0 Φᵀ."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp as scipy_solve_ivp
@@ -62,3 +64,15 @@ def test_covariance_is_carried_by_the_stm():
     plain = orbit.propagate(r0, v0, t_eval, target="cpu")
     with pytest.raises(ValueError, match="stm=True"):
         plain.covariance(P0)
+
+
+def test_the_covariance_example_runs(tmp_path, capsys):
+    """examples/debris_covariance.py, small: the along-track sigma outgrows the others."""
+    import runpy
+
+    example = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "debris_covariance.py"))
+    example["main"](["--n", "8", "--hours", "3", "--target", "cpu", "--out", str(tmp_path),
+                     "--no-plots"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    radial, along, cross = (float(x.split()[-1]) for x in last.split(":")[1].split(","))
+    assert along > 10 * max(radial, cross)  # the drift along the orbit dominates
