@@ -15,6 +15,7 @@ import numpy as np
 
 from . import abi, arguments, bounds, dask_batch, host_loop, render, sensitivity, targets
 from .core import dop853 as core
+from .core.events import EC_TERMINAL
 from .status import Status, status_message, successful, unfinished
 
 
@@ -344,11 +345,13 @@ def _unpack(batch, state, interrupted):
                       n_events=n_events)
     derivatives = {}
     if batch.columns is not None:
-        funs = [batch.user_functions[k] for k in batch.positions]
+        solved = sensitivity.Solved(
+            batch.columns, [batch.user_functions[k] for k in batch.positions],
+            batch.user_events, batch.ecfg_row[:len(batch.user_events), EC_TERMINAL], status,
+            t_final, batch.p)
         derivatives, y_final, yout, y_events = sensitivity.results(
-            batch.columns, funs, batch.user_events, batch.ecfg_row, status, t_final, y_final,
-            yout, events.get("y_events"), events.get("t_events"), events.get("n_events"),
-            batch.p)
+            solved, y_final, yout, events.get("y_events"), events.get("t_events"),
+            events.get("n_events"))
         if events:
             events["y_events"] = y_events
     return BatchResult(

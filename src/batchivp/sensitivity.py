@@ -41,6 +41,7 @@ from . import abi
 from .plain import build_plugin, called_name
 from .registry import EventFunction, RhsFunction
 from .source import SIGNATURES, Helper, def_source, record_of
+from .status import Status
 from .tangent import Undifferentiable, tangent_name, tangent_program
 
 MODES = ("y0", "params", "all")
@@ -260,43 +261,52 @@ def _event_tangent(record):
     return python_functions(helpers)[tangent_name(entry)]
 
 
-def results(columns, funs, events, ecfg_row, status, t_final, y_final, yout, y_events,
-            t_events, n_events, p):
+@dataclass(frozen=True)
+class Solved:
+    """What the host forms the sensitivities from, besides the system's arrays: the
+    columns, per problem the right-hand side as given (``funs``), the events as given
+    with their ``terminal`` counts, and per problem its status, final time and system
+    parameters ``p`` ``(N, m (1 + C))``."""
+
+    columns: Columns
+    funs: list
+    events: list
+    terminal: np.ndarray
+    status: np.ndarray
+    t_final: np.ndarray
+    p: np.ndarray
+
+
+def results(solved, y_final, yout, y_events, t_events, n_events):
     """The sensitivity fields of a :class:`batchivp.BatchResult` and the state's share of
-    the system's arrays: ``(fields, y_final, yout, y_events)``. ``funs``: each
-    problem's right-hand side as given; ``p``: the system's ``(N, m (1 + C))``."""
+    the system's arrays: ``(fields, y_final, yout, y_events)``."""
+    columns = solved.columns
     y_final, dyf_dy0, dyf_dp = columns.split(y_final)
     fields = dict(dyf_dy0=dyf_dy0, dyf_dp=dyf_dp)
     if yout is not None:
         yout, fields["dy_dy0"], fields["dy_dp"] = columns.split(yout)
-    if events:
-        dt = event_time_sensitivities(columns, funs, events, t_events, y_events, n_events, p)
+    if solved.events:
+        dt = event_time_sensitivities(solved, t_events, y_events, n_events)
         fields["dt_events_dy0"] = [d[..., :columns.n_y0] if columns.y0 else None for d in dt]
         fields["dt_events_dp"] = [d[..., columns.n_y0:] if columns.params else None for d in dt]
         y_events = [y[..., :columns.n] for y in y_events]
-        _terminal_jump(columns, funs, events, ecfg_row, status, t_final, y_final, dyf_dy0,
-                       dyf_dp, n_events, p)
+        _terminal_jump(solved, y_final, dyf_dy0, dyf_dp, n_events)
     return fields, y_final, yout, y_events
 
 
-def _terminal_jump(columns, funs, events, ecfg_row, status, t_final, y_final, dyf_dy0, dyf_dp,
-                   n_events, p):
+def _terminal_jump(solved, y_final, dyf_dy0, dyf_dp, n_events):
     """Add ``f dt*/dθ`` to the final columns of the problems a terminal event ended:
     their end is the root, which moves with θ."""
-    from .core.events import EC_TERMINAL
-    from .status import Status
-    n, m = columns.n, columns.m
-    for i in np.flatnonzero(status == Status.EVENT):
-        e = next(e for e in range(len(events)) if 0 < ecfg_row[e, EC_TERMINAL] <= n_events[i, e])
+    columns, n_y0 = solved.columns, solved.columns.n_y0
+    for i in np.flatnonzero(solved.status == Status.EVENT):
+        e = next(e for e, count in enumerate(solved.terminal) if 0 < count <= n_events[i, e])
         system = np.concatenate([y_final[i], _columns_of(columns, dyf_dy0, dyf_dp, i)])
-        f = np.empty(n)
-        funs[i].py_func(t_final[i], y_final[i].copy(), p[i, :m].copy(), f)
-        dt = _root_sensitivity(event_tangent(events[e]), funs[i], t_final[i], system, p[i],
-                               n, m, columns.count)
+        dt, f = _root_sensitivity(event_tangent(solved.events[e]), solved.funs[i],
+                                  solved.t_final[i], system, solved.p[i], columns)
         if columns.y0:
-            dyf_dy0[i] += np.outer(f, dt[:columns.n_y0])
+            dyf_dy0[i] += np.outer(f, dt[:n_y0])
         if columns.params:
-            dyf_dp[i] += np.outer(f, dt[columns.n_y0:])
+            dyf_dp[i] += np.outer(f, dt[n_y0:])
 
 
 def _columns_of(columns, dyf_dy0, dyf_dp, i):
@@ -305,32 +315,33 @@ def _columns_of(columns, dyf_dy0, dyf_dp, i):
     return np.concatenate(parts)
 
 
-def event_time_sensitivities(columns, fun, events, t_events, y_events, n_events, p_aug):
+def event_time_sensitivities(solved, t_events, y_events, n_events):
     """Per event, ``dt*/dθ`` of each stored occurrence: ``(N, max_events, C)``, NaN
     where none. ``y_events`` hold the system's components (state and columns) at the
-    roots; ``fun`` (per problem, the user's right-hand side) gives ``f`` there."""
-    n, m, c = columns.n, columns.m, columns.count
+    roots. Python, a few tens of microseconds an occurrence."""
     out = []
-    for e, event in enumerate(events):
+    for e, event in enumerate(solved.events):
         tangent = event_tangent(event)
-        dt = np.full(t_events[e].shape + (c,), np.nan)
+        dt = np.full(t_events[e].shape + (solved.columns.count,), np.nan)
         stored = np.minimum(n_events[:, e], t_events[e].shape[1])
         for i in np.flatnonzero(stored):
             for j in range(stored[i]):
-                dt[i, j] = _root_sensitivity(tangent, fun[i], t_events[e][i, j],
-                                             y_events[e][i, j], p_aug[i], n, m, c)
+                dt[i, j], _ = _root_sensitivity(tangent, solved.funs[i], t_events[e][i, j],
+                                                y_events[e][i, j], solved.p[i], solved.columns)
         out.append(dt)
     return out
 
 
-def _root_sensitivity(tangent, fun, t, y, p, n, m, c):
-    """``dt*/dθ`` (C,) at one root ``(t, y)`` of the system's components."""
+def _root_sensitivity(tangent, fun, t, y, p, columns):
+    """``(dt*/dθ (C,), f (n,))`` at one root ``(t, y)`` of the system's components:
+    ``-(∂g/∂y s + ∂g/∂p d) / (∂g/∂t + ∂g/∂y f)``."""
+    n, m = columns.n, columns.m
     f = np.empty(n)
     fun.py_func(t, y[:n].copy(), p[:m].copy(), f)
     _, rate = tangent(t, 1.0, y[:n], f, p[:m], np.zeros(m))  # dg/dt along the solution
-    d = np.empty(c)
-    for k in range(c):
+    d = np.empty(columns.count)
+    for k in range(columns.count):
         a, b = n * (1 + k), m * (1 + k)
         _, dg = tangent(t, 0.0, y[:n], y[a:a + n], p[:m], p[b:b + m])
         d[k] = -dg / rate
-    return d
+    return d, f
