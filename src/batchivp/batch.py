@@ -166,14 +166,11 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         bar are served between them; elsewhere (a Dask worker) one call.
     progress : bool
         A tqdm bar (stderr): ``sum |t - t0|`` over ``sum |tf - t0|``; not for Dask inputs.
-    sensitivity : None, ``"y0"``, ``"params"`` or ``"all"``
-        Also integrate the derivatives of the solution by ``y0`` and/or ``params``
-        (forward sensitivities, from ``fun``'s tangent generated from its source:
-        :mod:`batchivp.sensitivity`): ``dyf_dy0``, ``dyf_dp``, ``dy_dy0``, ``dy_dp``,
-        ``dt_events_dy0``, ``dt_events_dp``. The state takes the same steps as without.
-    sensitivity_error : bool
-        Put the sensitivities in the error norm too (each column with the state's
-        ``rtol`` and ``atol``): more steps, controlled sensitivities.
+    sensitivity, sensitivity_error : None, ``"y0"``, ``"params"`` or ``"all"``; bool
+        Also integrate the forward sensitivities by ``y0`` and/or ``params``
+        (:mod:`batchivp.sensitivity`; ``dyf_dy0``, ``dy_dy0``, ``dt_events_dy0``, ...),
+        outside the error norm (same steps as without), or in it with the state's
+        tolerances (``sensitivity_error``).
 
     Returns
     -------
@@ -202,14 +199,19 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
                    sensitivity_error=sensitivity_error)
     if arguments.any_dask(per_problem.values()):
         return BatchResult(**dask_batch.solve_batch_dask(solve_batch, fun, per_problem, options))
-    batch = _validate(fun, **per_problem, **options)
+    return _run(_validate(fun, **per_problem, **options), progress, chunk_steps is None)
+
+
+def _run(batch, progress, adaptive):
+    """Load the module of a validated batch, run the kernel until every problem has a
+    final status (or Ctrl-C), and unpack the result."""
     module = render.load_module(batch.target, batch.ndim, batch.functions, batch.event_slots,
                                 norm=batch.norm)
     inputs, state = _pack(batch, module)
     interruptible = host_loop.sigint_interceptable()
     interrupted = host_loop.run_kernel(
         module, batch.target, inputs, state, progress=progress, interruptible=interruptible,
-        adaptive=chunk_steps is None and (progress or interruptible), spans=batch.span)
+        adaptive=adaptive and (progress or interruptible), spans=batch.span)
     return _unpack(batch, state, interrupted)
 
 
