@@ -13,6 +13,7 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
 import batchivp as bi
+from batchivp.models import lorenz, two_body
 from conftest import scipy_reference
 from batchivp.orbit.elements import kepler_propagate
 
@@ -29,25 +30,6 @@ def linear3(t, y, p, dydt):  # y' = p[0] * A y, A row major; p[1], p[2] unused
         for j in range(3):
             acc += A3[3 * i + j] * y[j]
         dydt[i] = p[0] * acc
-
-
-@bi.rhs
-def kepler_s(t, y, p, dydt):
-    r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
-    k = -p[0] / (r * r * r)
-    dydt[0] = y[3]
-    dydt[1] = y[4]
-    dydt[2] = y[5]
-    dydt[3] = k * y[0]
-    dydt[4] = k * y[1]
-    dydt[5] = k * y[2]
-
-
-@bi.rhs
-def lorenz_s(t, y, p, dydt):
-    dydt[0] = p[0] * (y[1] - y[0])
-    dydt[1] = y[0] * (p[1] - y[2]) - y[1]
-    dydt[2] = y[0] * y[1] - p[2] * y[2]
 
 
 @bi.rhs
@@ -107,16 +89,16 @@ def test_state_takes_the_steps_it_takes_alone(target):
     y0 = np.array([[1.0, 1.0, 1.0], [-2.0, 3.0, 20.0]])
     p = np.array([10.0, 28.0, 8.0 / 3.0])
     te = np.linspace(0.0, 2.0, 7)
-    plain = bi.solve_batch(lorenz_s, (0.0, 2.0), y0, params=p, t_eval=te, rtol=1e-8,
+    plain = bi.solve_batch(lorenz, (0.0, 2.0), y0, params=p, t_eval=te, rtol=1e-8,
                            atol=1e-8, target=target)
-    sens = bi.solve_batch(lorenz_s, (0.0, 2.0), y0, params=p, t_eval=te, rtol=1e-8,
+    sens = bi.solve_batch(lorenz, (0.0, 2.0), y0, params=p, t_eval=te, rtol=1e-8,
                           atol=1e-8, sensitivity="params", target=target)
     np.testing.assert_array_equal(sens.nfev, plain.nfev)
     np.testing.assert_array_equal(sens.nstep, plain.nstep)
     np.testing.assert_array_equal(sens.y, plain.y)
     np.testing.assert_array_equal(sens.y_final, plain.y_final)
     for i in range(2):
-        ref = scipy_reference(lorenz_s, (0.0, 2.0), y0[i], p, t_eval=te, rtol=1e-8, atol=1e-8)
+        ref = scipy_reference(lorenz, (0.0, 2.0), y0[i], p, t_eval=te, rtol=1e-8, atol=1e-8)
         assert sens.nfev[i] == ref.nfev
         np.testing.assert_allclose(sens.y[i], ref.y, rtol=1e-12, atol=1e-12)
 
@@ -134,7 +116,7 @@ def _lorenz_fd(y0, p, tf, which, h):
 def test_lorenz_parameter_sensitivities_match_finite_differences(target):
     y0 = np.array([[1.0, 1.0, 1.0]])
     p = np.array([10.0, 28.0, 8.0 / 3.0])
-    res = bi.solve_batch(lorenz_s, (0.0, 1.0), y0, params=p, rtol=1e-12, atol=1e-12,
+    res = bi.solve_batch(lorenz, (0.0, 1.0), y0, params=p, rtol=1e-12, atol=1e-12,
                          sensitivity="params", target=target)
     for k in range(3):
         fd = _lorenz_fd(y0[0], p, 1.0, k, 1e-5)
@@ -154,10 +136,10 @@ def test_van_der_pol_mu_sensitivity_matches_finite_differences(target):
     np.testing.assert_allclose(res.dyf_dp[0, :, 0], fd, rtol=1e-6, atol=1e-8)
 
 
-def test_kepler_stm_matches_the_analytic_propagation(target):
+def test_two_bodytm_matches_the_analytic_propagation(target):
     y0 = np.array([[7000.0, 0.0, 0.0, 0.0, 7.5, 0.1], [6700.0, 100.0, 0.0, 0.0, 7.2, 1.0]])
     tf = 5400.0
-    res = bi.solve_batch(kepler_s, (0.0, tf), y0, params=MU, rtol=1e-12, atol=1e-12,
+    res = bi.solve_batch(two_body, (0.0, tf), y0, params=MU, rtol=1e-12, atol=1e-12,
                          sensitivity="y0", target=target)
     for i in range(2):
         fd = np.empty((6, 6))
@@ -172,12 +154,12 @@ def test_kepler_stm_matches_the_analytic_propagation(target):
         np.testing.assert_allclose(res.dyf_dy0[i], fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max())
 
 
-def test_kepler_stm_stays_symplectic_over_ten_orbits(target):
+def test_two_bodytm_stays_symplectic_over_ten_orbits(target):
     y0 = np.array([[7000.0, 0.0, 0.0, 0.0, 7.546, 0.0]])
     a = 7000.0
     period = 2 * math.pi * math.sqrt(a ** 3 / MU)
     te = np.linspace(0.0, 10 * period, 11)
-    res = bi.solve_batch(kepler_s, (0.0, 10 * period), y0, params=MU, t_eval=te,
+    res = bi.solve_batch(two_body, (0.0, 10 * period), y0, params=MU, t_eval=te,
                          rtol=1e-12, atol=1e-12, sensitivity="y0", target=target)
     J = np.block([[np.zeros((3, 3)), np.eye(3)], [-np.eye(3), np.zeros((3, 3))]])
     for k in range(len(te)):
@@ -210,7 +192,7 @@ def test_falling_ball_impact_time_and_state(target):
 def test_bad_sensitivity_is_named():
     y0 = np.ones((1, 3))
     with pytest.raises(ValueError, match="sensitivity='both'"):
-        bi.solve_batch(lorenz_s, (0.0, 1.0), y0, params=[1.0, 2.0, 3.0], sensitivity="both")
+        bi.solve_batch(lorenz, (0.0, 1.0), y0, params=[1.0, 2.0, 3.0], sensitivity="both")
     with pytest.raises(ValueError, match="needs params"):
         bi.solve_batch(decay, (0.0, 1.0), np.ones((1, 1)), sensitivity="params")
 

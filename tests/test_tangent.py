@@ -16,6 +16,7 @@ import numba
 import numpy as np
 import pytest
 
+from batchivp import models
 from batchivp.tangent import Undifferentiable, tangent_name, tangent_program
 
 # ---- running programs ----
@@ -126,18 +127,7 @@ def check_numba(functions, entry, arrays, args, constants=None):
 
 # ---- right-hand sides ----
 
-KEPLER = """
-def kepler(t, y, p, dydt):
-    \"\"\"Two-body motion.\"\"\"
-    r = math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
-    k = -p[0] / (r * r * r)
-    dydt[0] = y[3]
-    dydt[1] = y[4]
-    dydt[2] = y[5]
-    dydt[3] = k * y[0]
-    dydt[4] = k * y[1]
-    dydt[5] = k * y[2]
-"""
+KEPLER = models.two_body.source  # def two_body(t, y, p, dydt), keyed "kepler" here
 KEPLER_ARGS = [0.0, [7000.0, 300.0, -200.0, 0.2, 7.4, 1.0], [398600.4418], np.zeros(6)]
 
 
