@@ -6,7 +6,9 @@
   deletes batchivp's generated modules and numba's cache of them (:mod:`batchivp.cache`);
   ``cache warm [--targets cpu,parallel] [--dims 1-8]`` compiles the cores ahead of time.
 - ``bench``: the benchmark suite against scipy (:mod:`batchivp.bench`).
-- ``cuda-report``: the cuda kernel compiled to PTX, registers and spills from ptxas.
+- ``cuda-report``: the cuda kernel compiled to PTX, registers and spills from ptxas (the
+  plain Kepler kernel, with an event, the debris cloud's, and the Kepler state transition
+  matrix's; ``--quick`` a one-column sensitivity kernel instead of the last).
 """
 
 import argparse
@@ -105,14 +107,18 @@ def _cuda_report(args):
     from batchivp import abi, cuda_support, models, orbit, sensitivity
 
     debris_rhs = orbit.force_model([orbit.J2(), orbit.ExponentialDrag()])
-    stm = sensitivity.augmented(models.two_body, 6, 1, 6)  # sensitivity="y0": 6 + 36
+    if args.quick:  # one column: the same code paths, a fraction of NVVM's time
+        stm_label, columns = "models.two_body with one column, sensitivity='params'", 1
+    else:
+        stm_label, columns = "models.two_body with its state transition matrix", 6
+    stm = sensitivity.augmented(models.two_body, 6, 1, columns)
     cases = [
         ("models.two_body, no events", [models.two_body], ()),
         ("models.two_body, one terminal event (models.radius_crossing)", [models.two_body],
          (models.radius_crossing.with_options(True, -1),)),
         ("orbit: J2 and exponential drag, re-entry event (the debris cloud)", [debris_rhs],
          (orbit.altitude_below(100.0),)),
-        ("models.two_body with its state transition matrix, sensitivity='y0'", [stm], ()),
+        (stm_label, [stm], ()),
     ]
     if args.all_forces:  # every device function inlined: NVVM takes minutes
         full_rhs = orbit.force_model([
@@ -122,7 +128,7 @@ def _cuda_report(args):
                       "events altitude_below, node_crossing, umbra", [full_rhs],
                       (orbit.altitude_below(100.0), orbit.node_crossing(), orbit.umbra())))
     for label, functions, events in cases:
-        ndim = 42 if functions[0] is stm else 6
+        ndim = 6 * (1 + columns) if functions[0] is stm else 6
         ptx = cuda_support.kernel_ptx(ndim, functions, events, abi.Norm(6))
         report = cuda_support.ptxas_report(ptx)
         print(f"DOP853 kernel ({label}; n = {ndim}), "
@@ -167,6 +173,9 @@ def main(argv=None):
     report = sub.add_parser("cuda-report", help="compile the cuda kernel to PTX (no GPU needed) "
                             "and print registers, stack frame and spills from ptxas")
     report.add_argument("-v", "--verbose", action="store_true", help="print ptxas's own lines")
+    report.add_argument("--quick", action="store_true",
+                        help="the sensitivity kernel with one column instead of the Kepler "
+                             "state transition matrix (6 + 36 components, minutes to compile)")
     report.add_argument("--all-forces", action="store_true",
                         help="also the orbit kernel with every force model and shadow events "
                              "(minutes to compile)")
