@@ -2,6 +2,7 @@
 perturbations, against central differences of scipy solves of the same forces written
 in numpy (test_orbit_propagate.numpy_rhs), on every target; covariance = Φ P0 Φᵀ."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,28 @@ def test_the_covariance_example_runs(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     radial, along, cross = (float(x.split()[-1]) for x in last.split(":")[1].split(","))
     assert along > 10 * max(radial, cross)  # the drift along the orbit dominates
+
+
+def test_stm_after_reentry_keeps_the_event_altitude():
+    """A terminal re-entry ends where |r| = R + 100 km whatever the initial state: the
+    final radius has no sensitivity, r̂ · d r_final / d(r0, v0) = 0 (the root's move is in
+    stm_final)."""
+    r0, v0 = orbit.coe2rv(6378.137 + 130.0, 0.0005, 0.9, 0.0, 0.0, 0.0)
+    res = orbit.propagate(r0, v0, t_span=(0.0, 5 * 86400.0),
+                          forces=[orbit.J2(), orbit.ExponentialDrag(2.2, 0.05)],
+                          events=[orbit.altitude_below(100.0)], stm=True, target="cpu")
+    assert res.reentered[0] and res.status[0] == 1
+    r_hat = res.r_final[0] / np.linalg.norm(res.r_final[0])
+    radial = r_hat @ res.stm_final[0][:3]
+    assert np.abs(radial).max() < 1e-9 * np.abs(res.stm_final[0][:3]).max()
+
+
+def gamma_push(t, y, q, dydt):  # a user's force whose derivative batchivp has no rule for
+    dydt[3] += 1e-12 * math.gamma(2.0 + y[0] * 1e-4)
+
+
+def test_an_undifferentiable_user_force_is_named():
+    r0, v0 = leo()
+    with pytest.raises(ValueError, match=r"in 'gamma_push', which it calls.*math\.gamma"):
+        orbit.propagate(r0, v0, [0.0, 60.0], forces=[orbit.UserForce(gamma_push)], stm=True,
+                        target="cpu")

@@ -19,12 +19,12 @@ from batchivp.orbit.elements import kepler_propagate
 
 MU = 398600.4418
 # Each (system size, state size) is a linked core of its own, compiled once per machine:
-# the problems below share three, (12, 3), (8, 2) and (42, 6).
+# the problems below share three, (12, 3), (8, 2) and (42, 6), and the plain (6, 6).
 A3 = tuple(np.random.default_rng(7).normal(size=9) * 0.5)
 
 
 @bi.rhs
-def linear3(t, y, p, dydt):  # y' = p[0] * A y, A row major; p[1], p[2] unused
+def linear3(t, y, p, dydt):  # y' = p[0] * A y, A row major; further parameters unused
     for i in range(3):
         acc = 0.0
         for j in range(3):
@@ -136,7 +136,7 @@ def test_van_der_pol_mu_sensitivity_matches_finite_differences(target):
     np.testing.assert_allclose(res.dyf_dp[0, :, 0], fd, rtol=1e-6, atol=1e-8)
 
 
-def test_two_bodytm_matches_the_analytic_propagation(target):
+def test_kepler_stm_matches_the_analytic_propagation(target):
     y0 = np.array([[7000.0, 0.0, 0.0, 0.0, 7.5, 0.1], [6700.0, 100.0, 0.0, 0.0, 7.2, 1.0]])
     tf = 5400.0
     res = bi.solve_batch(two_body, (0.0, tf), y0, params=MU, rtol=1e-12, atol=1e-12,
@@ -154,7 +154,7 @@ def test_two_bodytm_matches_the_analytic_propagation(target):
         np.testing.assert_allclose(res.dyf_dy0[i], fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max())
 
 
-def test_two_bodytm_stays_symplectic_over_ten_orbits(target):
+def test_kepler_stm_stays_symplectic_over_ten_orbits(target):
     y0 = np.array([[7000.0, 0.0, 0.0, 0.0, 7.546, 0.0]])
     a = 7000.0
     period = 2 * math.pi * math.sqrt(a ** 3 / MU)
@@ -227,3 +227,74 @@ def test_an_undifferentiable_line_is_named_at_registration():
         dydt[0] = math.lgamma(y[0])
     with pytest.raises(ValueError, match=r"math.lgamma\(y\[0\]\)"):
         bi.solve_batch(gamma_later, (0.0, 1.0), np.ones((1, 1)), sensitivity="y0")
+
+
+@bi.rhs
+def oscillator(t, x, k, dx):  # the user's own parameter names: x, k, dx
+    dx[0] = x[1]
+    dx[1] = -k[0] * x[0]
+
+
+@bi.event(terminal=2)
+def rising_level(tt, x, k):  # depends on t and on the parameter
+    return x[0] - 0.15 * k[0] + 0.1 * tt
+
+
+def _scipy_oscillator(theta):
+    f = lambda t, y: [y[1], -theta[2] * y[0]]
+    g = lambda t, y: y[0] - 0.15 * theta[2] + 0.1 * t
+    g.terminal = 2
+    res = solve_ivp(f, (0.0, 20.0), theta[:2], method="DOP853", rtol=1e-13, atol=1e-13,
+                    events=g)
+    return res.t_events[0], res.y[:, -1]
+
+
+def test_event_times_depending_on_t_and_params_match_finite_differences(target):
+    """dt*/dθ = -(∂g/∂y s + ∂g/∂p) / (∂g/∂t + ∂g/∂y f) at both roots, and the final state
+    (at the second, terminal, root) with the root's move, against central differences
+    of tight scipy solves."""
+    y0, p = np.array([[1.0, 0.0]]), np.array([2.0])
+    res = bi.solve_batch(oscillator, (0.0, 20.0), y0, params=p, events=rising_level,
+                         rtol=1e-12, atol=1e-12, sensitivity="all", target=target)
+    assert res.status[0] == 1 and res.n_events[0, 0] == 2
+    theta, h = np.concatenate([y0[0], p]), 1e-6
+    fd_t, fd_y = [], []
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = h
+        (tp, yp), (tm, ym) = _scipy_oscillator(theta + e), _scipy_oscillator(theta - e)
+        fd_t.append((tp - tm) / (2 * h))
+        fd_y.append((yp - ym) / (2 * h))
+    got_t = np.concatenate([res.dt_events_dy0[0][0, :2], res.dt_events_dp[0][0, :2]], axis=1)
+    np.testing.assert_allclose(got_t, np.array(fd_t).T, rtol=1e-6, atol=1e-8)
+    got_y = np.concatenate([res.dyf_dy0[0], res.dyf_dp[0]], axis=1)
+    np.testing.assert_allclose(got_y, np.array(fd_y).T, rtol=1e-6, atol=1e-8)
+
+
+def test_sensitivities_in_the_error_norm_take_more_steps_to_the_same_answer(target):
+    """d/ds exp(s A t) y0 = A t exp(s A t) y0 either way; in the norm, more steps."""
+    A, scale = np.array(A3).reshape(3, 3), 0.8
+    y0 = np.random.default_rng(8).normal(size=(2, 3))
+    kwargs = dict(params=[scale], rtol=1e-6, atol=1e-8, sensitivity="params", target=target)
+    outside = bi.solve_batch(linear3, (0.0, 2.0), y0, **kwargs)
+    inside = bi.solve_batch(linear3, (0.0, 2.0), y0, sensitivity_error=True, **kwargs)
+    assert (inside.nfev >= outside.nfev).all() and (inside.nfev > outside.nfev).any()
+    exact = np.stack([A @ expm(scale * A * 2.0) @ y * 2.0 for y in y0])
+    for res in (outside, inside):
+        np.testing.assert_allclose(res.dyf_dp[:, :, 0], exact, rtol=1e-4)
+    with pytest.raises(ValueError, match="sensitivity_error=True needs sensitivity"):
+        bi.solve_batch(linear3, (0.0, 2.0), y0, params=[scale], sensitivity_error=True)
+
+
+def test_each_right_hand_side_of_a_batch_gets_its_own_sensitivities(target):
+    """fun_index: Lorenz and the linear system side by side, each against its own oracle
+    (the linear one: expm; Lorenz: the solve of Lorenz alone)."""
+    y0 = np.array([[1.0, 1.0, 1.0], [0.5, -0.2, 0.1]])
+    p = np.array([[10.0, 28.0, 8.0 / 3.0], [0.8, 0.0, 0.0]])
+    both = bi.solve_batch([lorenz, linear3], (0.0, 1.0), y0, params=p, fun_index=[0, 1],
+                          rtol=1e-11, atol=1e-12, sensitivity="y0", target=target)
+    alone = bi.solve_batch(lorenz, (0.0, 1.0), y0[:1], params=p[:1], rtol=1e-11, atol=1e-12,
+                           sensitivity="y0", target=target)
+    np.testing.assert_array_equal(both.dyf_dy0[0], alone.dyf_dy0[0])
+    np.testing.assert_allclose(both.dyf_dy0[1], expm(0.8 * np.array(A3).reshape(3, 3)),
+                               rtol=1e-8)

@@ -167,10 +167,10 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     progress : bool
         A tqdm bar (stderr): ``sum |t - t0|`` over ``sum |tf - t0|``; not for Dask inputs.
     sensitivity, sensitivity_error : None, ``"y0"``, ``"params"`` or ``"all"``; bool
-        Also integrate the forward sensitivities by ``y0`` and/or ``params``
-        (:mod:`batchivp.sensitivity`; ``dyf_dy0``, ``dy_dy0``, ``dt_events_dy0``, ...),
-        outside the error norm (same steps as without), or in it with the state's
-        tolerances (``sensitivity_error``).
+        Also integrate the forward sensitivities by ``y0``, ``params`` or both (``"all"``:
+        ``params`` only if given; :mod:`batchivp.sensitivity`; ``dyf_dy0``, ``dy_dy0``,
+        ``dt_events_dy0``, ...), outside the error norm (same steps as without), or in
+        it with the state's tolerances (``sensitivity_error``).
 
     Returns
     -------
@@ -199,7 +199,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
                    sensitivity_error=sensitivity_error)
     if arguments.any_dask(per_problem.values()):
         return BatchResult(**dask_batch.solve_batch_dask(solve_batch, fun, per_problem, options))
-    return _run(_validate(fun, **per_problem, **options), progress, chunk_steps is None)
+    return _run(validate(fun, **per_problem, **options), progress, chunk_steps is None)
 
 
 def _run(batch, progress, adaptive):
@@ -252,11 +252,13 @@ class _Batch:
         return self.y0.shape[1]
 
 
-def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_step, fun_index,
-              events, max_events, max_steps, target, chunk_steps, sensitivity,
-              sensitivity_error):
-    """The :class:`_Batch` of a call, or the error naming the first bad argument
-    (``arguments.py``), before anything compiles."""
+def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_step, fun_index,
+             events, max_events, max_steps, target, chunk_steps, sensitivity,
+             sensitivity_error):
+    """The validated call of :func:`solve_batch` with these arguments (all of them, by
+    keyword; a ``_Batch``), or the error naming the first bad argument
+    (``arguments.py``), before anything compiles. :mod:`batchivp.jax` checks its calls
+    with it."""
     target = targets.resolve_target(target)
     functions, positions = arguments.functions(fun, fun_index)
     event_slots, ecfg_row = arguments.events(events)
@@ -276,6 +278,9 @@ def _validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_st
                   atol=atol_a, norm=abi.Norm(ndim))
     if sensitivity is not None:
         system = _with_sensitivities(system, sensitivity, sensitivity_error, params is not None)
+    elif sensitivity_error is not False:
+        raise ValueError(f"sensitivity_error={sensitivity_error!r} needs sensitivity='y0', "
+                         "'params' or 'all' (the sensitivities it puts in the error norm)")
     _check_output_fits(n_prob, system["y0"].shape[1], t_eval_a.shape[-1], ecfg_row.shape[0],
                        n_stored)
     return _Batch(
@@ -295,6 +300,8 @@ def _with_sensitivities(system, mode, in_error_norm, has_params):
     functions, events, y0, p = (system[k] for k in ("functions", "event_slots", "y0", "p"))
     n, m = y0.shape[1], p.shape[1]
     columns = sensitivity.Columns.of(mode, n, m, has_params)
+    if not isinstance(in_error_norm, (bool, np.bool_)):
+        raise ValueError(f"sensitivity_error must be True or False, got {in_error_norm!r}")
     for event in events:
         sensitivity.check_differentiable(event)
     y0_s, p_s = columns.initial(y0, p)

@@ -85,8 +85,8 @@ def _sensitivity_fields(field, mode, params, ndim, t_eval, n_slots, n_stored):
                                   if on and t_eval is not None else None)
         if n_slots:
             fields[f"dt_events_{suffix}"] = [
-                field(f"dt_events_{suffix}", (n_stored, width), index=e) if on else None
-                for e in range(n_slots)]
+                field(f"dt_events_{suffix}", (n_stored, width), index=e)
+                for e in range(n_slots)] if on else None
     return fields
 
 

@@ -212,9 +212,9 @@ class _Static:
             p_shape = (self.n_prob, self.m) if self.p_rows else (self.m,)
         arguments = dict(_DEFAULTS, **self.options, sensitivity=mode)
         arguments.pop("progress")
-        return _batch._validate(self.fun, y0=np.zeros((self.n_prob, self.n)),
-                                params=None if p_shape is None else np.zeros(p_shape),
-                                **arguments)
+        return _batch.validate(self.fun, y0=np.zeros((self.n_prob, self.n)),
+                               params=None if p_shape is None else np.zeros(p_shape),
+                               **arguments)
 
     def rows(self, index):
         """The options for the problems ``index`` (indices into the ``N`` problems)."""

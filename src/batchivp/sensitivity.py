@@ -30,6 +30,7 @@ References
        Sec. "Forward sensitivity analysis" (sensitivities of event times).
 """
 
+import ast
 import functools
 import importlib
 import math
@@ -201,7 +202,10 @@ def _tangents(record):
     entry = called_name(record)
     functions = {entry: record.source, **{h.rendered_name: h.source for h in record.helpers}}
     globals_of = {entry: record.globals_, **{h.rendered_name: h.globals_ for h in record.helpers}}
-    arrays = frozenset(a.name for a in SIGNATURES[record.kind].arrays)
+    # The user's own names for the array parameters (``def f(t, x, k, dx)``), by position.
+    own = [a.arg for a in ast.parse(record.source).body[0].args.args]
+    arrays = frozenset(own[i] for i, param in enumerate(SIGNATURES[record.kind].parameters)
+                       if param.length is not None)
     modules = {"math": "math", "np": "numpy", "numpy": "numpy"}
     for globals_ in globals_of.values():
         modules.update({name: value for name, (kind, value) in globals_.items()
@@ -223,8 +227,13 @@ def check_differentiable(fun):
 
 
 def _undifferentiable_message(exc, record, entry):
+    """The error for a line that cannot be differentiated: in the user's function, at its
+    file and line; in a function it calls (a helper, a force), named by that function."""
     where = record.origin
-    if exc.function == entry and record.def_line is not None and ":" in record.origin:
+    if exc.function != entry:
+        callee = next(h.name for h in record.helpers if h.rendered_name == exc.function)
+        where = f"in {callee!r}, which it calls"
+    elif record.def_line is not None and ":" in record.origin:
         where = f"{record.origin.rsplit(':', 1)[0]}:{record.def_line + exc.line - 1}"
     return (f"sensitivity: {record.display!r} cannot be differentiated ({where}): line "
             f"`{exc.text.strip()}`: {exc.reason}")
@@ -287,8 +296,8 @@ def results(solved, y_final, yout, y_events, t_events, n_events):
         yout, fields["dy_dy0"], fields["dy_dp"] = columns.split(yout)
     if solved.events:
         dt = event_time_sensitivities(solved, t_events, y_events, n_events)
-        fields["dt_events_dy0"] = [d[..., :columns.n_y0] if columns.y0 else None for d in dt]
-        fields["dt_events_dp"] = [d[..., columns.n_y0:] if columns.params else None for d in dt]
+        fields["dt_events_dy0"] = [d[..., :columns.n_y0] for d in dt] if columns.y0 else None
+        fields["dt_events_dp"] = [d[..., columns.n_y0:] for d in dt] if columns.params else None
         y_events = [y[..., :columns.n] for y in y_events]
         _terminal_jump(solved, y_final, dyf_dy0, dyf_dp, n_events)
     return fields, y_final, yout, y_events
@@ -300,7 +309,7 @@ def _terminal_jump(solved, y_final, dyf_dy0, dyf_dp, n_events):
     columns, n_y0 = solved.columns, solved.columns.n_y0
     for i in np.flatnonzero(solved.status == Status.EVENT):
         e = next(e for e, count in enumerate(solved.terminal) if 0 < count <= n_events[i, e])
-        system = np.concatenate([y_final[i], _columns_of(columns, dyf_dy0, dyf_dp, i)])
+        system = np.concatenate([y_final[i], _columns_of(dyf_dy0, dyf_dp, i)])
         dt, f = _root_sensitivity(event_tangent(solved.events[e]), solved.funs[i],
                                   solved.t_final[i], system, solved.p[i], columns)
         if columns.y0:
@@ -309,7 +318,7 @@ def _terminal_jump(solved, y_final, dyf_dy0, dyf_dp, n_events):
             dyf_dp[i] += np.outer(f, dt[n_y0:])
 
 
-def _columns_of(columns, dyf_dy0, dyf_dp, i):
+def _columns_of(dyf_dy0, dyf_dp, i):
     """Problem ``i``'s columns, flattened as the system holds them."""
     parts = [a[i].T.ravel() for a in (dyf_dy0, dyf_dp) if a is not None]
     return np.concatenate(parts)
