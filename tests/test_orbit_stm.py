@@ -79,14 +79,14 @@ def test_the_covariance_example_runs(tmp_path, capsys):
     assert along > 10 * max(radial, cross)  # the drift along the orbit dominates
 
 
-def test_stm_after_reentry_keeps_the_event_altitude():
+def test_stm_after_reentry_keeps_the_event_altitude(target):
     """A terminal re-entry ends where |r| = R + 100 km whatever the initial state: the
     final radius has no sensitivity, r̂ · d r_final / d(r0, v0) = 0 (the root's move is in
     stm_final)."""
     r0, v0 = orbit.coe2rv(6378.137 + 130.0, 0.0005, 0.9, 0.0, 0.0, 0.0)
     res = orbit.propagate(r0, v0, t_span=(0.0, 5 * 86400.0),
                           forces=[orbit.J2(), orbit.ExponentialDrag(2.2, 0.05)],
-                          events=[orbit.altitude_below(100.0)], stm=True, target="cpu")
+                          events=[orbit.altitude_below(100.0)], stm=True, target=target)
     assert res.reentered[0] and res.status[0] == 1
     r_hat = res.r_final[0] / np.linalg.norm(res.r_final[0])
     radial = r_hat @ res.stm_final[0][:3]
