@@ -5,6 +5,7 @@ Oracles: the matrix exponential for y' = A y, the analytic Kepler propagation
 (Lorenz, van der Pol), the falling ball's impact time sqrt(2 h / g).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -103,6 +104,14 @@ def test_state_takes_the_steps_it_takes_alone(target):
         np.testing.assert_allclose(sens.y[i], ref.y, rtol=1e-12, atol=1e-12)
 
 
+@functools.lru_cache(maxsize=None)
+def _lorenz_differences():
+    """Central differences of Lorenz's final state by its 3 parameters, once for all
+    targets."""
+    y0, p = np.ones(3), np.array([10.0, 28.0, 8.0 / 3.0])
+    return np.stack([_lorenz_fd(y0, p, 1.0, k, 1e-5) for k in range(3)], axis=1)
+
+
 def _lorenz_fd(y0, p, tf, which, h):
     def final(y, q):
         f = lambda t, y: [q[0] * (y[1] - y[0]), y[0] * (q[1] - y[2]) - y[1],
@@ -118,9 +127,7 @@ def test_lorenz_parameter_sensitivities_match_finite_differences(target):
     p = np.array([10.0, 28.0, 8.0 / 3.0])
     res = bi.solve_batch(lorenz, (0.0, 1.0), y0, params=p, rtol=1e-12, atol=1e-12,
                          sensitivity="params", target=target)
-    for k in range(3):
-        fd = _lorenz_fd(y0[0], p, 1.0, k, 1e-5)
-        np.testing.assert_allclose(res.dyf_dp[0, :, k], fd, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.dyf_dp[0], _lorenz_differences(), rtol=1e-5, atol=1e-6)
 
 
 def test_van_der_pol_mu_sensitivity_matches_finite_differences(target):
@@ -230,7 +237,7 @@ def test_an_undifferentiable_line_is_named_at_registration():
 
 
 @bi.rhs
-def oscillator(t, x, k, dx):  # the user's own parameter names: x, k, dx
+def named_oscillator(t, x, k, dx):  # the user's own parameter names: x, k, dx
     dx[0] = x[1]
     dx[1] = -k[0] * x[0]
 
@@ -238,6 +245,20 @@ def oscillator(t, x, k, dx):  # the user's own parameter names: x, k, dx
 @bi.event(terminal=2)
 def rising_level(tt, x, k):  # depends on t and on the parameter
     return x[0] - 0.15 * k[0] + 0.1 * tt
+
+
+@functools.lru_cache(maxsize=None)
+def _oscillator_differences():
+    """Central differences of the roots and final state by (y0, p), once for all targets."""
+    theta, h = np.array([1.0, 0.0, 2.0]), 1e-6
+    fd_t, fd_y = [], []
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = h
+        (tp, yp), (tm, ym) = _scipy_oscillator(theta + e), _scipy_oscillator(theta - e)
+        fd_t.append((tp - tm) / (2 * h))
+        fd_y.append((yp - ym) / (2 * h))
+    return np.array(fd_t).T, np.array(fd_y).T
 
 
 def _scipy_oscillator(theta):
@@ -254,21 +275,14 @@ def test_event_times_depending_on_t_and_params_match_finite_differences(target):
     (at the second, terminal, root) with the root's move, against central differences
     of tight scipy solves."""
     y0, p = np.array([[1.0, 0.0]]), np.array([2.0])
-    res = bi.solve_batch(oscillator, (0.0, 20.0), y0, params=p, events=rising_level,
+    res = bi.solve_batch(named_oscillator, (0.0, 20.0), y0, params=p, events=rising_level,
                          rtol=1e-12, atol=1e-12, sensitivity="all", target=target)
     assert res.status[0] == 1 and res.n_events[0, 0] == 2
-    theta, h = np.concatenate([y0[0], p]), 1e-6
-    fd_t, fd_y = [], []
-    for j in range(3):
-        e = np.zeros(3)
-        e[j] = h
-        (tp, yp), (tm, ym) = _scipy_oscillator(theta + e), _scipy_oscillator(theta - e)
-        fd_t.append((tp - tm) / (2 * h))
-        fd_y.append((yp - ym) / (2 * h))
+    fd_t, fd_y = _oscillator_differences()  # theta = (y0, p) as here
     got_t = np.concatenate([res.dt_events_dy0[0][0, :2], res.dt_events_dp[0][0, :2]], axis=1)
-    np.testing.assert_allclose(got_t, np.array(fd_t).T, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got_t, fd_t, rtol=1e-6, atol=1e-8)
     got_y = np.concatenate([res.dyf_dy0[0], res.dyf_dp[0]], axis=1)
-    np.testing.assert_allclose(got_y, np.array(fd_y).T, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got_y, fd_y, rtol=1e-6, atol=1e-8)
 
 
 def test_sensitivities_in_the_error_norm_take_more_steps_to_the_same_answer(target):

@@ -8,7 +8,7 @@
 - ``bench``: the benchmark suite against scipy (:mod:`batchivp.bench`).
 - ``cuda-report``: the cuda kernel compiled to PTX, registers and spills from ptxas (the
   plain Kepler kernel, with an event, the debris cloud's, and the Kepler state transition
-  matrix's; ``--quick`` a one-column sensitivity kernel instead of the last).
+  matrix's; ``--quick`` leaves out the last, which NVVM takes minutes over).
 """
 
 import argparse
@@ -107,19 +107,17 @@ def _cuda_report(args):
     from batchivp import abi, cuda_support, models, orbit, sensitivity
 
     debris_rhs = orbit.force_model([orbit.J2(), orbit.ExponentialDrag()])
-    if args.quick:  # one column: the same code paths, a fraction of NVVM's time
-        stm_label, columns = "models.two_body with one column, sensitivity='params'", 1
-    else:
-        stm_label, columns = "models.two_body with its state transition matrix", 6
-    stm = sensitivity.augmented(models.two_body, 6, 1, columns)
     cases = [
         ("models.two_body, no events", [models.two_body], ()),
         ("models.two_body, one terminal event (models.radius_crossing)", [models.two_body],
          (models.radius_crossing.with_options(True, -1),)),
         ("orbit: J2 and exponential drag, re-entry event (the debris cloud)", [debris_rhs],
          (orbit.altitude_below(100.0),)),
-        (stm_label, [stm], ()),
     ]
+    columns = sensitivity.Columns(6, 1, y0=True, params=False)  # sensitivity="y0": 6 + 36
+    stm = sensitivity.augmented(models.two_body, columns.n, columns.m, columns.count)
+    if not args.quick:  # NVVM takes minutes
+        cases.append(("models.two_body with its state transition matrix", [stm], ()))
     if args.all_forces:  # every device function inlined: NVVM takes minutes
         full_rhs = orbit.force_model([
             orbit.J2(), orbit.J3(), orbit.ExponentialDrag(), orbit.ThirdBody("sun"),
@@ -128,7 +126,7 @@ def _cuda_report(args):
                       "events altitude_below, node_crossing, umbra", [full_rhs],
                       (orbit.altitude_below(100.0), orbit.node_crossing(), orbit.umbra())))
     for label, functions, events in cases:
-        ndim = 6 * (1 + columns) if functions[0] is stm else 6
+        ndim = columns.ndim if functions[0] is stm else 6
         ptx = cuda_support.kernel_ptx(ndim, functions, events, abi.Norm(6))
         report = cuda_support.ptxas_report(ptx)
         print(f"DOP853 kernel ({label}; n = {ndim}), "
@@ -174,8 +172,8 @@ def main(argv=None):
                             "and print registers, stack frame and spills from ptxas")
     report.add_argument("-v", "--verbose", action="store_true", help="print ptxas's own lines")
     report.add_argument("--quick", action="store_true",
-                        help="the sensitivity kernel with one column instead of the Kepler "
-                             "state transition matrix (6 + 36 components, minutes to compile)")
+                        help="leave out the Kepler state transition matrix's kernel (6 + 36 "
+                             "components, minutes to compile)")
     report.add_argument("--all-forces", action="store_true",
                         help="also the orbit kernel with every force model and shadow events "
                              "(minutes to compile)")
