@@ -20,7 +20,8 @@ from batchivp.orbit.elements import kepler_propagate
 
 MU = 398600.4418
 # Each (system size, state size) is a linked core of its own, compiled once per machine:
-# the problems below share three, (12, 3), (8, 2) and (42, 6), and the plain (6, 6).
+# the problems below share three, (12, 3), (8, 2) and (42, 6), and the plain (6, 6)
+# that `make test` warms.
 A3 = tuple(np.random.default_rng(7).normal(size=9) * 0.5)
 
 
@@ -286,16 +287,18 @@ def test_event_times_depending_on_t_and_params_match_finite_differences(target):
 
 
 def test_sensitivities_in_the_error_norm_take_more_steps_to_the_same_answer(target):
-    """d/ds exp(s A t) y0 = A t exp(s A t) y0 either way; in the norm, more steps."""
+    """d/ds exp(s A t) y0 = A t exp(s A t) y0; with the column in the norm the solve takes
+    more steps than the state alone takes (which is what it takes without the norm's
+    columns: test_state_takes_the_steps_it_takes_alone)."""
     A, scale = np.array(A3).reshape(3, 3), 0.8
     y0 = np.random.default_rng(8).normal(size=(2, 3))
-    kwargs = dict(params=[scale], rtol=1e-6, atol=1e-8, sensitivity="params", target=target)
-    outside = bi.solve_batch(linear3, (0.0, 2.0), y0, **kwargs)
-    inside = bi.solve_batch(linear3, (0.0, 2.0), y0, sensitivity_error=True, **kwargs)
-    assert (inside.nfev >= outside.nfev).all() and (inside.nfev > outside.nfev).any()
+    kwargs = dict(params=[scale], rtol=1e-6, atol=1e-8, target=target)
+    state = bi.solve_batch(linear3, (0.0, 2.0), y0, **kwargs)
+    inside = bi.solve_batch(linear3, (0.0, 2.0), y0, sensitivity="params",
+                            sensitivity_error=True, **kwargs)
+    assert (inside.nfev >= state.nfev).all() and (inside.nfev > state.nfev).any()
     exact = np.stack([A @ expm(scale * A * 2.0) @ y * 2.0 for y in y0])
-    for res in (outside, inside):
-        np.testing.assert_allclose(res.dyf_dp[:, :, 0], exact, rtol=1e-4)
+    np.testing.assert_allclose(inside.dyf_dp[:, :, 0], exact, rtol=1e-5)
     with pytest.raises(ValueError, match="sensitivity_error=True needs sensitivity"):
         bi.solve_batch(linear3, (0.0, 2.0), y0, params=[scale], sensitivity_error=True)
 
