@@ -20,7 +20,9 @@ numba/numba#2797, so the host allocates it; docs/architecture.md, point 5); the
 updated in place. The host passes exact-dtype contiguous arrays (device arrays on
 cuda), so the kernel writes into the caller's memory. A batch without events passes
 event arrays of one slot (``e = 1``), one without a step record record arrays of one
-row (``r = 1``), one without dense output an interpolant array of one row (``q = 1``).
+row (``r = 1``), one without dense output an interpolant array of one row (``q = 1``),
+one that keeps only summaries a ``yout`` of one column (``o = 1``), one without
+summaries a ``summary`` of one row and column (``v = u = 1``).
 
 A new state argument is one row of :data:`ARGUMENTS` (and a size in
 :func:`core_sizes` for a new dimension letter) plus its use in ``dop853_advance``,
@@ -46,6 +48,7 @@ import numpy as np
 from .core import coefficients
 from .core import dop853 as core
 from .core import events as core_events
+from .core import summaries as core_summaries
 from .status import Status
 
 INPUT, STATE, OUTPUT = "input", "state", "output"
@@ -79,7 +82,7 @@ ARGUMENTS = (
     Argument("fstate", "float64", ("s",), STATE),
     Argument("istate", "int64", ("j",), STATE),  # status: STATUS_PENDING (new_state)
     Argument("f", "float64", ("n",), STATE, np.nan),
-    Argument("yout", "float64", ("n", "k"), STATE, np.nan),
+    Argument("yout", "float64", ("n", "o"), STATE, np.nan),
     Argument("g", "float64", ("e",), STATE, np.nan),
     Argument("n_events", "int64", ("e",), STATE),
     Argument("t_events", "float64", ("e", "b"), STATE, np.nan),
@@ -87,6 +90,7 @@ ARGUMENTS = (
     Argument("rec_t", "float64", ("r",), STATE, np.nan),
     Argument("rec_y", "float64", ("r", "n"), STATE, np.nan),
     Argument("rec_F", "float64", ("q", "w", "n"), STATE),
+    Argument("summary", "float64", ("v", "u"), STATE, np.nan),
     Argument("y", "float64", ("n",), OUTPUT, np.nan),
 )
 
@@ -180,14 +184,21 @@ def ptx_types():
     return tuple(array(a) for a in ARGUMENTS)
 
 
-def core_sizes(ndim, n_params=1, n_eval=1, n_slots=1, n_stored=1, n_rows=1, n_interpolants=1):
+def core_sizes(ndim, n_params=1, n_eval=1, n_slots=1, n_stored=1, n_rows=1, n_interpolants=1,
+               save_y=True, n_summarized=0, n_observables=0):
     """The size of each core dimension letter. ``n_params``, ``n_eval``, ``n_slots``,
     ``n_stored``, ``n_rows``, ``n_interpolants``: ``m``, ``k`` (t_eval points), ``e``
     (event slots), ``b`` (occurrences stored per event), ``r`` (step record rows), ``q``
-    (interpolants stored: ``r`` with dense output, else 1)."""
-    return dict(n=ndim, m=n_params, c=core.TCFG_SIZE, k=n_eval, i=core.ICFG_SIZE,
-                e=n_slots, d=core_events.ECFG_SIZE, s=core.FSTATE_SIZE, j=core.ISTATE_SIZE,
-                b=n_stored, r=n_rows, q=n_interpolants, w=coefficients.INTERPOLATOR_POWER)
+    (interpolants stored: ``r`` with dense output, else 1). ``save_y``: ``yout`` holds
+    the ``k`` points (``o = k``), else one column. ``n_summarized``: the variables
+    summarized (``v``: the state's components and the observables; 0 for none), of
+    which ``n_observables`` observables (their handles lengthen ``icfg``)."""
+    return dict(n=ndim, m=n_params, c=core.TCFG_SIZE, k=n_eval,
+                i=core.ICFG_SIZE + n_observables, e=n_slots, d=core_events.ECFG_SIZE,
+                s=core.FSTATE_SIZE, j=core.ISTATE_SIZE, b=n_stored, r=n_rows, q=n_interpolants,
+                w=coefficients.INTERPOLATOR_POWER, o=n_eval if save_y else 1,
+                v=max(n_summarized, 1),
+                u=core_summaries.SUMMARY_SLOTS if n_summarized else 1)
 
 
 def new_state(n_prob, sizes):
@@ -232,31 +243,38 @@ TCFG_FIELDS = dict(t0=core.TC_T0, tf=core.TC_TF, first_step=core.TC_FIRST_STEP,
 ICFG_FIELDS = dict(handle=core.IC_HANDLE, n_eval=core.IC_N_EVAL, max_steps=core.IC_MAX_STEPS,
                    chunk_steps=core.IC_CHUNK_STEPS, event_buffer=core.IC_EVENT_BUFFER,
                    record=core.IC_RECORD, record_rows=core.IC_RECORD_ROWS,
-                   event_rule=core.IC_EVENT_RULE, n_events=core.IC_N_EVENTS)
-
+                   event_rule=core.IC_EVENT_RULE, n_events=core.IC_N_EVENTS,
+                   save_y=core.IC_SAVE_Y, summarize=core.IC_SUMMARIZE,
+                   n_observables=core.IC_N_OBSERVABLES)
+# Fields a caller without summaries need not give: t_eval points stored, none summarized.
+_OUTPUT_DEFAULTS = dict(save_y=1, summarize=0)
 
 _CONFIG_FIELDS = frozenset(TCFG_FIELDS) | frozenset(ICFG_FIELDS)
 
 
-def pack_config(n_prob, **values):
+def pack_config(n_prob, observables=(), **values):
     """``(tcfg, icfg)`` of ``n_prob`` problems, ``(N, TCFG_SIZE)`` floats and ``(N,
-    ICFG_SIZE)`` int64, from every field of :data:`TCFG_FIELDS` and
-    :data:`ICFG_FIELDS` by name, each a scalar or an ``(N,)`` array."""
+    ICFG_SIZE + len(observables))`` int64, from every field of :data:`TCFG_FIELDS` and
+    :data:`ICFG_FIELDS` by name (``save_y`` and ``summarize`` optional: stored, not
+    summarized), each a scalar or an ``(N,)`` array; ``observables``: the summarized
+    observables' handles (core/summaries.py), after the fields."""
+    values = {**_OUTPUT_DEFAULTS, **values, "n_observables": len(observables)}
     if values.keys() != _CONFIG_FIELDS:
         raise TypeError("pack_config: fields missing or unknown: "
                         f"{sorted(_CONFIG_FIELDS ^ values.keys())}")
     tcfg = np.empty((n_prob, core.TCFG_SIZE))
-    icfg = np.empty((n_prob, core.ICFG_SIZE), dtype=np.int64)
+    icfg = np.empty((n_prob, core.ICFG_SIZE + len(observables)), dtype=np.int64)
+    icfg[:, core.ICFG_SIZE:] = np.asarray(observables, dtype=np.int64)
     for fields, packed in ((TCFG_FIELDS, tcfg), (ICFG_FIELDS, icfg)):
         # Scalars into one row, copied to every problem: solve_ivp packs one a call.
-        row, columns = np.empty(packed.shape[1], packed.dtype), []
+        row, columns = np.empty(len(fields), packed.dtype), []
         for name, index in fields.items():
             value = values[name]
             if isinstance(value, (int, float, np.number)):
                 row[index] = value
             else:
                 columns.append((index, value))
-        packed[:] = row
+        packed[:, :len(fields)] = row
         for index, value in columns:
             packed[:, index] = value
     return tcfg, icfg

@@ -315,6 +315,26 @@ def events(value):
     return slots, ecfg
 
 
+def observables(value):
+    """The observables to summarize: registered functions ``g(t, y, p) -> float``
+    (``@batchivp.observable``, or any event function), as they read their values now."""
+    if value is None:
+        return []
+    if isinstance(value, EventFunction):
+        value = (value,)
+    try:
+        items = list(value)
+    except TypeError:
+        items = [value]
+    for item in items:
+        if not isinstance(item, EventFunction):
+            raise TypeError(
+                f"observables must hold functions registered with @batchivp.observable, "
+                f"got {item!r}; decorate it, as in '@batchivp.observable def altitude(t, y, "
+                "p): return y[0]'")
+    return [item.current() for item in items]
+
+
 def handles(module, functions, positions, slots, ecfg):
     """``(handles, ecfg)``: each problem's right-hand side handle (``functions`` at
     ``positions``) and ``ecfg`` with each event slot's, as the loaded ``module``

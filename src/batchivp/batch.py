@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import abi, arguments, bounds, dask_batch, host_loop, render, sensitivity, targets
+from . import (abi, arguments, bounds, dask_batch, host_loop, render, sensitivity, summaries,
+               targets)
 from .core import dop853 as core
 from .core.events import EC_TERMINAL
 from .status import Status, status_message, successful, unfinished
@@ -60,6 +61,12 @@ class BatchResult:
     dt_events_dy0, dt_events_dp : list of ndarray, shape (N, max_events, n) and
         (N, max_events, m) each, or None
         Per event, the derivatives of its occurrence times (NaN padded).
+    summary : dict of ndarray, shape (N, n + len(observables)) each, or None
+        With ``summarize``: per statistic asked for, its value over the ``t_eval``
+        points each problem reached, for each state component and then each
+        observable (``batchivp.summaries.STATISTICS``: ``min``, ``max``, ``mean``,
+        ``rms``, ``argmin`` and ``argmax`` as ``t_eval`` times, ``sign_changes`` as
+        integers). NaN for a problem that reached no point.
     interrupted : bool
         Ctrl-C stopped the batch before every problem finished. The finished problems
         are complete (bitwise what an uninterrupted run gives); the others have status
@@ -91,6 +98,7 @@ class BatchResult:
     dy_dp: object = None
     dt_events_dy0: object = None
     dt_events_dp: object = None
+    summary: object = None
 
     @property
     def success(self):
@@ -123,7 +131,8 @@ class BatchResult:
 def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_events=None,
                 rtol=1e-3, atol=1e-6, first_step=None, max_step=np.inf, max_steps=None,
                 fun_index=None, target=None, chunk_steps=None, progress=False,
-                sensitivity=None, sensitivity_error=False):
+                sensitivity=None, sensitivity_error=False, observables=(), summarize=None,
+                save_y=True):
     """Solve ``N`` independent IVPs ``y' = fun(t, y, p)`` with DOP853 in one call.
 
     Each problem takes exactly the steps scipy's ``solve_ivp(method="DOP853")`` takes
@@ -171,6 +180,17 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         ``params`` only if given; :mod:`batchivp.sensitivity`; ``dyf_dy0``, ``dy_dy0``,
         ``dt_events_dy0``, ...), outside the error norm (same steps as without), or in
         it with the state's tolerances (``sensitivity_error``).
+    observables : EventFunction or sequence of EventFunction
+        Functions ``g(t, y, p) -> float`` registered with :func:`batchivp.observable`
+        (or events), summarized with the state's components.
+    summarize : None, str or sequence of str
+        Statistics over the ``t_eval`` points, computed in the kernel as the points are
+        reached (:attr:`BatchResult.summary`): ``"min"``, ``"max"``, ``"mean"``,
+        ``"rms"``, ``"argmin"``, ``"argmax"``, ``"sign_changes"``. They equal numpy's
+        reductions over the stored ``y`` (``mean``/``rms`` to round-off).
+    save_y : bool
+        Store the trajectory ``y`` at ``t_eval`` (default). ``False``: no ``(N, n, k)``
+        array at all (``y`` is None), only the summaries and the final state.
 
     Returns
     -------
@@ -196,7 +216,8 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
                        fun_index=fun_index)
     options = dict(events=events, max_events=max_events, max_steps=max_steps, target=target,
                    chunk_steps=chunk_steps, sensitivity=sensitivity,
-                   sensitivity_error=sensitivity_error)
+                   sensitivity_error=sensitivity_error, observables=observables,
+                   summarize=summarize, save_y=save_y)
     if arguments.any_dask(per_problem.values()):
         return BatchResult(**dask_batch.solve_batch_dask(solve_batch, fun, per_problem, options))
     return _run(validate(fun, **per_problem, **options), progress, chunk_steps is None)
@@ -206,7 +227,7 @@ def _run(batch, progress, adaptive):
     """Load the module of a validated batch, run the kernel until every problem has a
     final status (or Ctrl-C), and unpack the result."""
     module = render.load_module(batch.target, batch.ndim, batch.functions, batch.event_slots,
-                                norm=batch.norm)
+                                norm=batch.norm, observables=batch.observables)
     inputs, state = _pack(batch, module)
     interruptible = host_loop.sigint_interceptable()
     interrupted = host_loop.run_kernel(
@@ -242,6 +263,9 @@ class _Batch:
     columns: object = None  # sensitivity.Columns, or None
     user_functions: list = None  # the right-hand sides as given (with sensitivities)
     user_events: list = None  # the events as given (with sensitivities)
+    observables: list = ()  # summarized with the state's components
+    statistics: tuple = ()  # summaries.STATISTICS asked for
+    save_y: bool = True  # t_eval points stored in yout (else only summarized)
 
     @property
     def n_prob(self):
@@ -254,7 +278,7 @@ class _Batch:
 
 def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_step, fun_index,
              events, max_events, max_steps, target, chunk_steps, sensitivity,
-             sensitivity_error):
+             sensitivity_error, observables=(), summarize=None, save_y=True):
     """The validated call of :func:`solve_batch` with these arguments (all of them, by
     keyword; a ``_Batch``), or the error naming the first bad argument
     (``arguments.py``), before anything compiles. :mod:`batchivp.jax` checks its calls
@@ -269,11 +293,14 @@ def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_ste
     arguments.fun_index_shape(positions.shape, n_prob)
     span = arguments.span(t_span, n_prob)
     p = arguments.params(params, n_prob)
+    observables = arguments.observables(observables)
     # Every index of the user's functions in range for this n and m (the bounds package).
-    bounds.check(functions, event_slots, ndim, 0 if params is None else p.shape[1])
+    bounds.check(functions, event_slots + observables, ndim, 0 if params is None else p.shape[1])
     rtol_a, atol_a = arguments.tolerances(rtol, atol, n_prob, ndim)
     first_a, max_step_a = arguments.steps(first_step, max_step, span, n_prob)
     t_eval_a, n_eval = arguments.t_eval(t_eval, span, n_prob)
+    statistics = summaries.statistics(summarize)
+    summaries.check(statistics, observables, n_eval, save_y, sensitivity)
     system = dict(functions=functions, event_slots=event_slots, y0=y0_a, p=p, rtol=rtol_a,
                   atol=atol_a, norm=abi.Norm(ndim))
     if sensitivity is not None:
@@ -281,14 +308,16 @@ def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_ste
     elif sensitivity_error is not False:
         raise ValueError(f"sensitivity_error={sensitivity_error!r} needs sensitivity='y0', "
                          "'params' or 'all' (the sensitivities it puts in the error norm)")
-    _check_output_fits(n_prob, system["y0"].shape[1], t_eval_a.shape[-1], ecfg_row.shape[0],
-                       n_stored)
+    _check_output_fits(n_prob, abi.core_sizes(
+        system["y0"].shape[1], 1, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored,
+        save_y=bool(save_y), n_summarized=(ndim + len(observables)) * bool(statistics)))
     return _Batch(
         target=target, positions=np.broadcast_to(positions, (n_prob,)),
         ecfg_row=ecfg_row, n_stored=n_stored, span=span,
         first_step=first_a, max_step=max_step_a, **system,
         t_eval=t_eval_a, n_eval=n_eval,
         t_out=None if t_eval is None else arguments.t_eval_out(t_eval),
+        observables=observables, statistics=statistics, save_y=bool(save_y),
         max_steps=arguments.positive_int(max_steps, "max_steps", abi.UNLIMITED_STEPS),
         chunk_steps=arguments.positive_int(chunk_steps, "chunk_steps", abi.UNLIMITED_STEPS))
 
@@ -325,12 +354,16 @@ def _pack(batch, module):
         max_steps=batch.max_steps, chunk_steps=batch.chunk_steps,
         event_buffer=batch.n_stored, record=core.RECORD_NONE, record_rows=1,
         event_rule=core.EVENTS_BATCH,  # a non-finite event value: Status.EVENT_NONFINITE
-        n_events=len(batch.event_slots))
+        n_events=len(batch.event_slots), save_y=int(batch.save_y),
+        summarize=int(bool(batch.statistics)),
+        observables=render.handles(module, "event", batch.observables))
     ecfg = np.broadcast_to(ecfg_row, (batch.n_prob,) + ecfg_row.shape)
     inputs = abi.Inputs(y0=batch.y0, p=batch.p, rtol=batch.rtol, atol=batch.atol, tcfg=tcfg,
                         t_eval=batch.t_eval, icfg=icfg, ecfg=ecfg)
-    sizes = abi.core_sizes(batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1],
-                           batch.ecfg_row.shape[0], batch.n_stored)
+    sizes = abi.core_sizes(
+        batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1], batch.ecfg_row.shape[0],
+        batch.n_stored, save_y=batch.save_y, n_observables=len(batch.observables),
+        n_summarized=(batch.ndim + len(batch.observables)) * bool(batch.statistics))
     return inputs, abi.new_state(batch.n_prob, sizes)
 
 
@@ -343,7 +376,7 @@ def _unpack(batch, state, interrupted):
     state.y[not_started] = batch.y0[not_started]
     if interrupted:
         _warn_interrupted(status)
-    y_final, yout = state.y, None if batch.t_out is None else state.yout
+    y_final, yout = state.y, None if batch.t_out is None or not batch.save_y else state.yout
     events = {}
     if batch.event_slots:
         n_slots = len(batch.event_slots)
@@ -367,7 +400,9 @@ def _unpack(batch, state, interrupted):
         t=batch.t_out, y=yout, t_final=t_final, y_final=y_final, status=status,
         nfev=state.istate[:, core.IS_NFEV].copy(), nstep=state.istate[:, core.IS_NSTEP].copy(),
         nreject=state.istate[:, core.IS_NREJECT].copy(), target=batch.target,
-        interrupted=interrupted, **events, **derivatives)
+        interrupted=interrupted, **events, **derivatives,
+        summary=summaries.results(state.summary, state.istate[:, core.IS_I_EVAL], batch.t_eval,
+                                  batch.statistics) if batch.statistics else None)
 
 
 def _physical_memory():
@@ -383,10 +418,11 @@ def _physical_memory():
     return int(psutil.virtual_memory().total)
 
 
-def _check_output_fits(n_prob, ndim, k, n_slots, n_stored):
-    """Refuse a batch whose output cannot fit in memory, before allocating any of it:
-    a ``ValueError`` with the size and the arguments that set it."""
-    sizes = abi.core_sizes(ndim, 1, k, n_slots, n_stored)
+def _check_output_fits(n_prob, sizes):
+    """Refuse a batch whose output (``sizes``: abi.core_sizes) cannot fit in memory,
+    before allocating any of it: a ``ValueError`` with the size and the arguments that
+    set it."""
+    ndim, k, n_slots, n_stored = sizes["n"], sizes["o"], sizes["e"], sizes["b"]
     need = abi.state_bytes(n_prob, sizes)
     have = _physical_memory()
     if have is None or need <= have:
@@ -398,7 +434,8 @@ def _check_output_fits(n_prob, ndim, k, n_slots, n_stored):
         f"{have / 1e9:,.1f} GB of memory: y holds N x n x len(t_eval) = {n_prob} x {ndim} x "
         f"{k} floats ({y_bytes / 1e9:,.1f} GB) and the event buffers N x events x "
         f"max_events x (n + 1) = {n_prob} x {n_slots} x {n_stored} x {ndim + 1} floats "
-        f"({event_bytes / 1e9:,.1f} GB). Pass fewer t_eval points or a smaller max_events, "
+        f"({event_bytes / 1e9:,.1f} GB). Pass fewer t_eval points (or save_y=False with "
+        "summarize=, which keeps statistics of y instead of y) or a smaller max_events, "
         "or split the batch (for example Dask arrays for y0, solved block by block).")
 
 

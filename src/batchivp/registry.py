@@ -372,6 +372,27 @@ def event(func=None, *, terminal=_KEEP, direction=_KEEP, n=None, n_params=None,
     return _check_differentiable(entry) if sensitivity else entry
 
 
+def observable(func=None, *, n=None, n_params=None):
+    """Register ``func(t, y, p) -> float`` as an observable: a quantity whose statistics
+    :func:`batchivp.solve_batch` computes at the ``t_eval`` points (``observables=``,
+    ``summarize=``) without storing the trajectory.
+
+    It is written as an event function is (same rules, checks and targets) and is one:
+    the :class:`EventFunction` returned never stops a problem when used as an event, and
+    any event function can be summarized too. ``n`` and ``n_params`` as for :func:`rhs`.
+
+    Examples
+    --------
+    >>> import math, batchivp as bi
+    >>> @bi.observable
+    ... def radius(t, y, p):
+    ...     return math.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2])
+    """
+    if func is None:
+        return lambda f: observable(f, n=n, n_params=n_params)
+    return event(func, n=n, n_params=n_params)
+
+
 def register_event(source, terminal=False, direction=0.0):
     """Register an event function from source text holding one ``def name(t, y, p)``.
 

@@ -25,7 +25,8 @@ from .source import SIGNATURES, record_of, rename_tokens
 
 TEMPLATE_NAME = "kernel.py.j2"
 PLUGIN_TEMPLATE_NAME = "plugin.py.j2"
-CORE_FILES = ("coefficients.py", "dop853.py", "access.py", "events.py", "driver.py")
+CORE_FILES = ("coefficients.py", "dop853.py", "access.py", "events.py", "summaries.py",
+              "driver.py")
 
 # Per target: how device functions and the entry point are decorated, and how work
 # arrays of compile-time shape are allocated (numba's CUDA target needs local arrays).
@@ -81,7 +82,7 @@ INLINED = frozenset({
     "stage_state", "rk_step", "error_estimates", "error_norm", "np_maximum", "py_min",
     "py_max", "accepted_factor", "rejected_factor", "step_toward", "dop853_step",
     "dense_eval", "dense_coefficients", "bounds_checked_index", "bounds_checked_read",
-    "output_t_eval",
+    "output_t_eval", "store_point", "summarize_value",
 })
 
 _lock = threading.Lock()
@@ -140,7 +141,8 @@ def global_name(number, name):
     return f"glob_{number}_{name}"
 
 
-def render_source(target, ndim, functions, events=(), norm=None, recording=False):
+def render_source(target, ndim, functions, events=(), norm=None, recording=False,
+                  observables=()):
     """The generated module's text and content hash for ``target``, state dimension
     ``ndim``, the right-hand sides ``functions`` and the event slots ``events``
     (:class:`batchivp.source.Plugin` records, or function objects holding one).
@@ -152,17 +154,19 @@ def render_source(target, ndim, functions, events=(), norm=None, recording=False
     a complex state stored as real parts then imaginary parts, or the first components
     of a real one (``core/dop853.py``). ``recording`` compiles in the step record
     (``core/driver.py``) that ``solve_ivp`` needs; batches go without it.
+    ``observables``: functions of the event kind that are summarized, not events
+    (``core/summaries.py``); the event dispatcher has them after the event slots'.
     """
     text, content_hash, _ = _render_inlined(target, ndim, functions, events, norm,
-                                            recording)
+                                            recording, observables)
     return text, content_hash
 
 
-def _render_inlined(target, ndim, functions, events, norm, recording):
+def _render_inlined(target, ndim, functions, events, norm, recording, observables=()):
     """:func:`render_source`'s text and hash, and the dispatchers' handles it rendered:
     ``{"rhs": {key: handle}, "event": {key: handle}}``, the one numbering of both."""
     functions = _unique(map(record_of, functions))
-    event_functions = _unique(map(record_of, events))
+    event_functions = _unique(map(record_of, [*events, *observables]))
     handles = {kind: {record.key: handle for handle, record in enumerate(records)}
                for kind, records in (("rhs", functions), ("event", event_functions))}
     user = _user_parts(functions + event_functions, handles)
@@ -310,7 +314,8 @@ def _user_parts(records, handles=None):
                 index_checks=int(any(takes for _, _, takes in plan.values())))
 
 
-def load_module(target, ndim, functions, events=(), norm=None, recording=False):
+def load_module(target, ndim, functions, events=(), norm=None, recording=False,
+                observables=()):
     """The kernel module for this target, dimension and plugin set (arguments: see
     :func:`render_source`): on cpu and parallel a linked kernel, else (or with
     ``$BATCHIVP_KERNEL=inlined``) the generated module with the plugins inlined
@@ -322,7 +327,8 @@ def load_module(target, ndim, functions, events=(), norm=None, recording=False):
     """
     functions = _unique(map(record_of, functions))
     events = [record_of(event) for event in events]
-    event_functions = _unique(events)
+    observables = [record_of(observable) for observable in observables]
+    event_functions = _unique(events + observables)
     kind = kernel_kind(target)
     key = (target, kind, ndim, norm, bool(recording), tuple(r.key for r in functions),
            tuple(r.key for r in event_functions), len(events))
@@ -337,14 +343,15 @@ def load_module(target, ndim, functions, events=(), norm=None, recording=False):
         if kind == "linked":
             module = _linked_kernel(target, ndim, norm, functions, event_functions)
         else:
-            module = _inlined_module(target, ndim, functions, events, norm, recording)
+            module = _inlined_module(target, ndim, functions, events, norm, recording,
+                                     observables)
         _modules[key] = module
         return module
 
 
-def _inlined_module(target, ndim, functions, events, norm, recording):
+def _inlined_module(target, ndim, functions, events, norm, recording, observables):
     text, content_hash, handles = _render_inlined(target, ndim, functions, events, norm,
-                                                  recording)
+                                                  recording, observables)
     module = _import(cache.module_stem(target, f"n{ndim}", content_hash), text)
     # Equal text, equal dispatchers: another plugin set rendering the same module
     # adds its keys to the same handles.

@@ -112,7 +112,10 @@ IC_RECORD = 5  # RECORD_NONE, RECORD_STEPS or RECORD_DENSE
 IC_RECORD_ROWS = 6  # rows of the step record arrays
 IC_EVENT_RULE = 7  # EVENTS_BATCH or EVENTS_SCIPY
 IC_N_EVENTS = 8  # event slots in use (the linked kernel's NEVENTS, linking.py)
-ICFG_SIZE = 9
+IC_SAVE_Y = 9  # 1: t_eval points go to yout; 0: only to the summaries (yout has one column)
+IC_SUMMARIZE = 10  # 1: the t_eval points update the summaries (summaries.py)
+IC_N_OBSERVABLES = 11  # observables summarized; their handles follow at ICFG_SIZE + o
+ICFG_SIZE = 12
 
 # What a non-finite event value does (``IC_EVENT_RULE``). EVENTS_BATCH (solve_batch): a
 # value that is NaN or inf, at a step's end or in the root search, ends the problem

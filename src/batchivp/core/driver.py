@@ -38,6 +38,7 @@ from .dop853 import (EVENTS_BATCH, FS_H_ABS, FS_T, FS_T_NEW, IC_CHUNK_STEPS,
                      dense_coefficients, dense_eval, dop853_step, select_initial_step)
 from .events import (ROOT_SEARCH_FAILED, event_values, events_at_rest, find_active_events,
                      step_events)
+from .summaries import store_point
 
 
 def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
@@ -108,8 +109,8 @@ def build_interpolant(handle, t_old, y_old, y, f, h, p, K, F, ytmp, istate, n):
 
 
 def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, f, yout, g,
-                   n_events, t_events, y_events, rec_t, rec_y, rec_F, y, K, F, W, G, active,
-                   n, m, n_ev, recording):
+                   n_events, t_events, y_events, rec_t, rec_y, rec_F, summary, y, K, F, W, G,
+                   active, n, m, n_ev, recording):
     """Start (if pending) and integrate one problem for at most ``icfg[chunk]`` steps,
     leaving ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED`` when the
     step record is full. The kernel's arguments (``abi.ARGUMENTS``), the work arrays
@@ -133,8 +134,9 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
             istate[IS_STATUS] = STATUS_PAUSED
             return
         if t_old == t_bound:
-            finish_at_rest(icfg, ecfg, t_old, y, istate, yout, g, n_events, t_events,
-                           y_events, rec_t, rec_y, active, n, n_ev, recording)
+            finish_at_rest(icfg, ecfg, t_eval, t_old, y, p, istate, yout, summary, g,
+                           n_events, t_events, y_events, rec_t, rec_y, active, n, n_ev,
+                           recording)
             return
         if istate[IS_NSTEP] >= icfg[IC_MAX_STEPS]:
             istate[IS_STATUS] = STATUS_BUDGET
@@ -176,7 +178,7 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
         i_eval = istate[IS_I_EVAL]
         if i_eval < icfg[IC_N_EVAL] and direction * (t_eval[i_eval] - fstate[FS_T]) <= 0.0:
             output_t_eval(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp,
-                          fstate, istate, yout, have_dense, n)
+                          fstate, istate, yout, summary, have_dense, n)
             if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
                 return
         if recording and icfg[IC_RECORD] != RECORD_NONE:
@@ -189,17 +191,18 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
             return
 
 
-def finish_at_rest(icfg, ecfg, t, y, istate, yout, g, n_events, t_events, y_events, rec_t,
-                   rec_y, active, n, n_ev, recording):
+def finish_at_rest(icfg, ecfg, t_eval, t, y, p, istate, yout, summary, g, n_events, t_events,
+                   y_events, rec_t, rec_y, active, n, n_ev, recording):
     """scipy's corner case ``t0 == tf``: finished at once, every ``t_eval`` point is
     ``y0``, events zero at ``t0`` occur there, and the record gets scipy's one "step" of
     no length (its interpolant is constant)."""
     i_eval = istate[IS_I_EVAL]
     while i_eval < icfg[IC_N_EVAL]:
-        for i in range(n):
-            yout[i, i_eval] = y[i]
+        store_point(icfg, t_eval[i_eval], i_eval, y, p, yout, summary, istate, n)
+        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+            return
         i_eval += 1
-    istate[IS_I_EVAL] = i_eval
+        istate[IS_I_EVAL] = i_eval
     istate[IS_STATUS] = STATUS_FINISHED
     if n_ev > 0 and events_at_rest(ecfg, t, y, g, n_events, icfg[IC_EVENT_BUFFER], t_events,
                                    y_events, active, n_ev, n):
@@ -248,7 +251,7 @@ def step_roots(icfg, ecfg, p, t_old, h, y_old, y, f, K, F, ytmp, fstate, istate,
 
 
 def output_t_eval(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp, fstate,
-                  istate, yout, have_dense, n):
+                  istate, yout, summary, have_dense, n):
     """The ``t_eval`` points the step just taken passed, up to ``fstate[FS_T]`` (a
     terminal event's root, if any), from its interpolant (built into ``F`` unless
     ``have_dense``). Called only for a step that passed one: a call every step costs
@@ -265,7 +268,8 @@ def output_t_eval(icfg, t_eval, p, t_old, h, direction, y_old, y, f, K, F, ytmp,
             return
     while i_eval < n_eval and direction * (t_eval[i_eval] - t) <= 0.0:
         dense_eval(F, y_old, t_old, h, t_eval[i_eval], ytmp, n)
-        for i in range(n):
-            yout[i, i_eval] = ytmp[i]
+        store_point(icfg, t_eval[i_eval], i_eval, ytmp, p, yout, summary, istate, n)
+        if INDEX_CHECKS and istate[IS_STATUS] != STATUS_RUNNING:
+            return
         i_eval += 1
-    istate[IS_I_EVAL] = i_eval
+        istate[IS_I_EVAL] = i_eval
