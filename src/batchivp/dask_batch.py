@@ -20,7 +20,7 @@ import string
 
 import numpy as np
 
-from . import arguments, sensitivity
+from . import arguments, sensitivity, summaries
 from .arguments import any_dask, is_dask
 
 
@@ -56,7 +56,7 @@ def solve_batch_dask(solve, fun, per_problem, options):
     else:
         t = blocked.get("t_eval", t_eval)
         t = t.astype(float) if is_dask(t) else arguments.t_eval_out(t)
-        y = field("y", (ndim, np.shape(t_eval)[-1]))
+        y = field("y", (ndim, np.shape(t_eval)[-1])) if options["save_y"] else None
     events = {}
     if event_slots:
         events = dict(
@@ -64,6 +64,12 @@ def solve_batch_dask(solve, fun, per_problem, options):
             y_events=[field("y_events", (n_stored, ndim), index=e)
                       for e in range(len(event_slots))],
             n_events=field("n_events", (len(event_slots),), dtype=np.int64))
+    names = summaries.statistics(options["summarize"])
+    if names:
+        width = ndim + len(arguments.observables(options["observables"]))
+        events["summary"] = {
+            name: field("summary", (width,), np.int64 if name == "sign_changes" else float,
+                        index=name) for name in names}
     if options["sensitivity"] is not None:
         events.update(_sensitivity_fields(field, options["sensitivity"], per_problem["params"],
                                           ndim, t_eval, len(event_slots), n_stored))
