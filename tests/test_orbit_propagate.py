@@ -127,6 +127,32 @@ def test_j2_drift_rates_match_curtis_example(target):
     np.testing.assert_allclose(res.y_events[0][0, : len(t_nodes), 2], 0.0, atol=1e-9)
 
 
+def test_summaries_of_orbit_quantities_equal_numpy_over_the_stored_states(target):
+    """Lowest altitude, largest eccentricity and when, computed in the kernel, against
+    numpy on the stored states with the independent rv2coe; save_states=False gives
+    the same without any (N, 6, k) array."""
+    r0, v0 = orbit.coe2rv(np.array([6900.0, 7200.0, 8000.0]), np.array([0.01, 0.05, 0.2]),
+                          0.9, 0.3, 0.2, 0.1)
+    t_eval = np.linspace(0.0, 6 * 3600.0, 97)
+    kw = dict(forces=[orbit.J2()], observables=["altitude", "eccentricity"],
+              summarize=("min", "max", "argmin", "mean"), target=target)
+    res = orbit.propagate(r0, v0, t_eval, **kw)
+    alone = orbit.propagate(r0, v0, t_eval, save_states=False, **kw)
+    assert alone.r is None and res.summary_names[-2:] == ("altitude", "eccentricity")
+    altitude = res.altitude
+    ecc = np.array([orbit.rv2coe(res.r[i].T, res.v[i].T).ecc for i in range(3)])
+    np.testing.assert_allclose(res.statistic("min", "altitude"), altitude.min(1), rtol=1e-13)
+    np.testing.assert_allclose(res.statistic("max", "eccentricity"), ecc.max(1), rtol=1e-9)
+    np.testing.assert_allclose(res.statistic("mean", "x"), res.r[:, 0].mean(1), rtol=1e-12)
+    np.testing.assert_array_equal(res.statistic("argmin", "altitude"), t_eval[altitude.argmin(1)])
+    for name in kw["summarize"]:
+        np.testing.assert_array_equal(alone.summary[name], res.summary[name])
+    with pytest.raises(ValueError, match="unknown orbit quantity 'apogee'"):
+        orbit.propagate(r0, v0, t_eval, observables=["apogee"], summarize="min")
+    with pytest.raises(ValueError, match="was not summarized"):
+        res.statistic("min", "speed")
+
+
 # ---- drag and re-entry ----
 
 def test_drag_decay_and_reentry_time_match_scipy(target):

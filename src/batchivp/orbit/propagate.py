@@ -31,11 +31,13 @@ from ..source import def_source
 from .constants import R_EARTH
 from . import units
 from .ephemeris import j2000_tt_seconds
+from . import quantities
 from .events import OrbitEvent
 from .forces import Force, UserForce, per_object_values, two_body_acceleration
 
 DEFAULT_RTOL = 1e-10
 DEFAULT_ATOL = 1e-9  # km and km/s: 1 m and 1 mm/s at most, far below rtol for LEO
+STATE_NAMES = ("x", "y", "z", "vx", "vy", "vz")  # the summary's first columns
 ORBIT_ARGUMENTS = bounds.Arguments(
     y="the orbit state has {n} components (r, v)",
     p="the parameter vector has {m} value{s} (the epoch, each force's parameters, then "
@@ -76,6 +78,10 @@ class OrbitResult:
         none, ``dr/dv0`` s, ``dv/dr0`` 1/s.
     stm_final : ndarray, shape (N, 6, 6), or None
         The same at ``t_final`` (after a terminal event, including the move of its time).
+    summary : dict of ndarray, shape (N, 6 + len(observables)) each, or None
+        With ``summarize``: each statistic over the ``t_eval`` points, for the columns
+        :attr:`summary_names` (``x, y, z`` [km], ``vx, vy, vz`` [km/s], then the
+        observables in their units; ``argmin``/``argmax`` in s). See :meth:`statistic`.
     batch : BatchResult
         The underlying :func:`batchivp.solve_batch` result.
     forces, events : tuple
@@ -101,6 +107,19 @@ class OrbitResult:
     stm_final: object = field(default=None, repr=False)
     forces: tuple = ()
     events: tuple = ()
+    summary: object = field(default=None, repr=False)
+    summary_names: tuple = ()
+
+    def statistic(self, name, quantity):
+        """``summary[name]`` of one quantity, ``(N,)``: a state component (``"x"`` ...
+        ``"vz"``) or an observable by its name (``res.statistic("min", "altitude")``)."""
+        if self.summary is None or name not in self.summary:
+            raise ValueError(f"statistic {name!r} was not computed: propagate with "
+                             f"summarize=(..., {name!r}, ...) and t_eval")
+        if quantity not in self.summary_names:
+            raise ValueError(f"quantity {quantity!r} was not summarized; summarized: "
+                             f"{', '.join(self.summary_names)}")
+        return self.summary[name][:, self.summary_names.index(quantity)]
 
     @property
     def altitude(self):
@@ -210,7 +229,8 @@ def _event_places(forces, events):
 
 def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=None,
               rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, max_events=None, max_step=math.inf,
-              max_steps=None, target=None, progress=False, stm=False):
+              max_steps=None, target=None, progress=False, stm=False, observables=(),
+              summarize=None, save_states=True):
     """Propagate ``N`` Earth orbits with two-body gravity plus ``forces`` (Cowell).
 
     Parameters
@@ -246,6 +266,18 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
         ``solve_batch(sensitivity="y0")``): :attr:`OrbitResult.stm`,
         :attr:`OrbitResult.stm_final` and :meth:`OrbitResult.covariance`. The states
         and steps are those without it.
+    observables : sequence of str or EventFunction
+        Quantities summarized with the state: names of
+        :data:`~batchivp.orbit.quantities.QUANTITIES` (``"altitude"``, ``"radius"``,
+        ``"speed"``, ``"eccentricity"``, ``"specific_energy"``) or functions registered
+        with :func:`batchivp.observable` (reading ``p`` as the module docstring says).
+    summarize : None, str or sequence of str
+        Statistics over ``t_eval`` computed in the kernel, as :func:`batchivp.solve_batch`
+        (``"min"``, ``"max"``, ``"mean"``, ``"rms"``, ``"argmin"``, ``"argmax"``,
+        ``"sign_changes"``): :attr:`OrbitResult.summary`, :meth:`OrbitResult.statistic`.
+    save_states : bool
+        Store ``r`` and ``v`` at ``t_eval`` (default); ``False`` keeps only the
+        summaries and the final states (no ``(N, 6, k)`` array).
 
     Arguments with units (``r``, ``v``, ``t_eval``, ``t_span``, ``max_step``, the
     forces' ``area_to_mass``...) may be astropy quantities: they are converted to the
@@ -267,13 +299,16 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
     >>> res.r.shape
     (1, 3, 2)
     """
-    call = _validate(r, v, t_eval, t_span, forces, events, epoch, max_step, rtol, atol)
+    call = _validate(r, v, t_eval, t_span, forces, events, epoch, max_step, rtol, atol,
+                     observables)
     rhs, p, placed, y0 = _pack(call)
     res = solve_batch(rhs, call.t_span, y0, p, t_eval=call.t_eval, events=placed,
                       max_events=max_events, rtol=call.rtol, atol=call.atol,
                       max_step=call.max_step, max_steps=max_steps, target=target,
-                      progress=progress, sensitivity="y0" if stm else None)
-    return _orbit_result(res, call.forces, call.events)
+                      progress=progress, sensitivity="y0" if stm else None,
+                      observables=[f for _, f in call.observables], summarize=summarize,
+                      save_y=save_states)
+    return _orbit_result(res, call.forces, call.events, call.observables)
 
 
 @dataclass(frozen=True)
@@ -292,9 +327,11 @@ class _Orbits:
     max_step: object
     rtol: object
     atol: object
+    observables: tuple = ()  # (name, observable function)
 
 
-def _validate(r, v, t_eval, t_span, forces, events, epoch, max_step, rtol, atol):
+def _validate(r, v, t_eval, t_span, forces, events, epoch, max_step, rtol, atol,
+              observables=()):
     """The :class:`_Orbits` of a call, or the error naming the first bad argument
     (the epoch's values and the indices of forces and events are :func:`_pack`'s)."""
     r, v = units.plain(r, "km", "r"), units.plain(v, "km / s", "v")
@@ -309,7 +346,17 @@ def _validate(r, v, t_eval, t_span, forces, events, epoch, max_step, rtol, atol)
     forces = _check_forces(forces)
     _check_epoch_given(epoch, forces, events)
     return _Orbits(r0=r0, v0=v0, lazy=lazy, t_eval=t_eval, t_span=t_span, forces=forces,
-                   events=events, epoch=epoch, max_step=max_step, rtol=rtol, atol=atol)
+                   events=events, epoch=epoch, max_step=max_step, rtol=rtol, atol=atol,
+                   observables=_observables(observables))
+
+
+def _observables(observables):
+    """``(name, function)`` of each observable: an orbit quantity by name, or a
+    registered function (named as registered)."""
+    if isinstance(observables, (str, EventFunction)):
+        observables = (observables,)
+    return tuple((item, quantities.observable(item)) if isinstance(item, str)
+                 else (getattr(item, "name", repr(item)), item) for item in observables)
 
 
 def _initial_state(r, v, lazy):
@@ -357,7 +404,7 @@ def _pack(call):
     return rhs, p, placed, y0
 
 
-def _orbit_result(res, forces, events):
+def _orbit_result(res, forces, events, observables=()):
     """The :class:`OrbitResult` of :func:`batchivp.solve_batch`'s result ``res``."""
     n_obj = res.status.shape[0]
     reentered = np.zeros(n_obj, dtype=bool)
@@ -375,7 +422,8 @@ def _orbit_result(res, forces, events):
         status=res.status, reentered=reentered, t_reentry=t_reentry,
         t_events=res.t_events, y_events=res.y_events, n_events=res.n_events,
         nfev=res.nfev, nstep=res.nstep, forces=forces, events=events, batch=res,
-        stm=res.dy_dy0, stm_final=res.dyf_dy0)
+        stm=res.dy_dy0, stm_final=res.dyf_dy0, summary=res.summary,
+        summary_names=STATE_NAMES + tuple(name for name, _ in observables))
 
 
 def _check_forces(forces):
