@@ -15,7 +15,9 @@ order as batchivp does (``--scipy-blas``, :mod:`.scipy_ref`). Cases:
   a day, against a scipy loop extrapolated from a sample;
 - :mod:`.first_call_cases`: ``first-call``, the first answer for a function new to the
   cache in fresh processes, inlined kernel (before) against linked (now) and scipy, and
-  the per-step cost of each kernel kind (own tables, after the main one).
+  the per-step cost of each kernel kind (own tables, after the main one);
+- :mod:`.summary_cases`: ``summaries``, the cost of statistics computed in the kernel
+  against storing the trajectory (own table).
 
 Each module's docstring describes its problems and how to read the figures.
 
@@ -58,6 +60,7 @@ is in the JSON, and its ``nfev_equal``/``nfev_checked``, if any, count as above)
 """
 
 from . import batch_cases, ivp_cases, orbit_cases, sensitivity_cases  # noqa: F401  (registers the cases, in table order)
+from . import summary_cases  # noqa: F401
 from . import first_call_cases  # noqa: F401  (last: its own tables come after the main one)
 from .registry import CASES, BenchCase, BenchConfig, register
 from .runner import main, run
