@@ -1,9 +1,10 @@
-"""The GPU's work shape: launches over the open problems packed together (compaction).
+"""The GPU's work shape: launches over the open problems packed together (compaction),
+stored with the problem index innermost (coalesced).
 
-The oracles are the same batch launched whole every time (compaction off) and the cpu
-target: packing rows must not change a bit of any problem. The simulator runs the
-gather and scatter kernels as a GPU would, a Python thread per GPU thread, so the
-batches are tiny.
+The oracles are the plain path, the batch launched whole every time in rows as the
+host holds it, and the cpu target: packing and transposing rows must not change a bit
+of any problem. The simulator runs the gather and scatter kernels and the gufunc on
+strided views as a GPU would, a Python thread per GPU thread, so the batches are tiny.
 """
 
 import numpy as np
@@ -56,27 +57,35 @@ def launched_rows(monkeypatch):
     return sizes
 
 
-def test_compaction_equals_whole_launches_and_cpu(monkeypatch, launched_rows):
-    """Chunks of 4 steps: the launches shrink from 8 rows to a few, then to 1 (rows
-    packed out of packed rows), and every problem ends bitwise as in whole launches and
-    on the cpu target."""
+@pytest.mark.parametrize("innermost, compaction", [(True, True), (False, True), (True, False)],
+                         ids=["coalesced-packed", "rows-packed", "coalesced-whole"])
+def test_work_shape_equals_plain_launches_and_cpu(monkeypatch, launched_rows, innermost,
+                                                  compaction):
+    """Chunks of 4 steps: with compaction the launches shrink from 8 rows to a few,
+    then to 1 (rows packed out of packed rows); every problem ends bitwise as in the
+    plain launches and on the cpu target."""
     t_span, y0, kw = stragglers()
-    packed = bi.solve_batch(models.lorenz, t_span, y0, target="cuda", chunk_steps=4, **kw)
+    monkeypatch.setattr(cuda_batch, "BATCH_INNERMOST", innermost)
+    monkeypatch.setattr(cuda_batch, "COMPACTION", compaction)
+    shaped = bi.solve_batch(models.lorenz, t_span, y0, target="cuda", chunk_steps=4, **kw)
     sizes = sorted(set(launched_rows), reverse=True)
-    assert sizes[0] == 8 and sizes[-1] == 1 and len(sizes) >= 3, launched_rows
+    if compaction:
+        assert sizes[0] == 8 and sizes[-1] == 1 and len(sizes) >= 3, launched_rows
+    else:
+        assert sizes == [8]
+    monkeypatch.setattr(cuda_batch, "BATCH_INNERMOST", False)
     monkeypatch.setattr(cuda_batch, "COMPACTION", False)
-    launched_rows.clear()
-    whole = bi.solve_batch(models.lorenz, t_span, y0, target="cuda", chunk_steps=4, **kw)
-    assert set(launched_rows) == {8}
+    plain = bi.solve_batch(models.lorenz, t_span, y0, target="cuda", chunk_steps=4, **kw)
     cpu = bi.solve_batch(models.lorenz, t_span, y0, target="cpu", **kw)
     assert np.all(cpu.status == Status.FINISHED) and cpu.n_events.max() > 0
-    assert_same(packed, whole)
-    assert_same(packed, cpu)
+    assert_same(shaped, plain)
+    assert_same(shaped, cpu)
 
 
 def test_compaction_with_host_sized_chunks_and_the_bar(monkeypatch, launched_rows, capsys):
     """The host's adaptive chunks (their length set on the packed rows) and the progress
-    bar over packed launches: the same bits, every problem counted."""
+    bar (the time fetched from packed, transposed rows): the same bits as the plain
+    launches, every problem counted."""
     for name, value in dict(FIRST_CALL_STEPS=32, TARGET_CALL_S=1e-4, FIXED_CALL_S=0.0,
                             PROGRESS_INTERVAL_S=0.0).items():
         monkeypatch.setattr(host_loop, name, value)
@@ -84,5 +93,6 @@ def test_compaction_with_host_sized_chunks_and_the_bar(monkeypatch, launched_row
     shown = bi.solve_batch(models.lorenz, t_span, y0, target="cuda", progress=True, **kw)
     assert min(launched_rows) < 8, launched_rows
     assert "finished 8/8" in capsys.readouterr().err
+    monkeypatch.setattr(cuda_batch, "BATCH_INNERMOST", False)
     monkeypatch.setattr(cuda_batch, "COMPACTION", False)
     assert_same(shown, bi.solve_batch(models.lorenz, t_span, y0, target="cuda", **kw))

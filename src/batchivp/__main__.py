@@ -8,7 +8,8 @@
 - ``bench``: the benchmark suite against scipy (:mod:`batchivp.bench`).
 - ``cuda-report``: the cuda kernel compiled to PTX, registers and spills from ptxas (the
   plain Kepler kernel, with an event, the debris cloud's, and the Kepler state transition
-  matrix's; ``--quick`` leaves out the last, which NVVM takes minutes over).
+  matrix's; ``--quick`` leaves out the last, which NVVM takes minutes over), and the
+  compaction's copy kernels.
 """
 
 import argparse
@@ -137,6 +138,11 @@ def _cuda_report(args):
         print(f"  PTX size:    {len(ptx)} characters")
         if args.verbose:
             print("\n".join(report["raw"]))
+    copies = {name: cuda_support.ptxas_report(ptx)
+              for name, ptx in cuda_support.copy_kernels_ptx().items()}
+    print("compaction copy kernels (cuda_batch), registers: "
+          + ", ".join(f"{name} {r['registers']}" for name, r in copies.items())
+          + f"; spills: {sum(r['spill_stores'] for r in copies.values())} bytes")
     return 0
 
 

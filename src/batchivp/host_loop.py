@@ -47,6 +47,8 @@ MAX_GROWTH = 64
 ONE_PROBLEM_FIRST_STEPS = 2**12
 ONE_PROBLEM_CALL_S = 0.1
 PROGRESS_INTERVAL_S = 0.1
+# The fields of istate the schedules and the GPU's compaction read between calls.
+HOST_ISTATE = (core.IS_STATUS, core.IS_NSTEP, core.IS_NREJECT)
 
 
 def sigint_interceptable():
@@ -117,8 +119,9 @@ def _run_host(module, inputs, state, schedule, sigint, bar):
 def _run_cuda(module, inputs, state, schedule, sigint, bar):
     """The host loop on the GPU: the batch stays on the device between launches, and
     after each chunk the open problems are packed together when few are left
-    (:mod:`batchivp.cuda_batch`); only ``istate`` (and ``fstate`` for the bar) of the
-    launched rows crosses the bus between launches."""
+    (:mod:`batchivp.cuda_batch`); between launches only what the schedule, the
+    compaction and the bar read crosses the bus (``HOST_ISTATE``, and ``fstate``'s
+    time for the bar), of the launched rows."""
     from .cuda_batch import DeviceBatch
 
     batch = DeviceBatch(inputs, state)
@@ -129,10 +132,10 @@ def _run_cuda(module, inputs, state, schedule, sigint, bar):
                 batch.set_chunk_steps(steps)
             start = perf_counter()
             batch.launch(module)
-            batch.fetch("istate")  # waits for the kernel
+            batch.fetch("istate", HOST_ISTATE)  # waits for the kernel
             schedule.record(perf_counter() - start)
             if bar is not None and bar.due():
-                batch.fetch("fstate")
+                batch.fetch("fstate", (core.FS_T,))
                 bar.update(0, len(state.istate))
             if sigint.requested:
                 return
