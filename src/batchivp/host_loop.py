@@ -11,7 +11,9 @@ mechanism the host builds:
   two calls (numba code cannot be interrupted inside a call) and the caller gets the
   problems as they are: finished ones complete, the others ``STATUS_RUNNING`` (stopped
   mid-way) or ``STATUS_PENDING`` (not started);
-- **a progress bar** over simulated time.
+- **a progress bar** over simulated time;
+- **on the GPU**, launches over the unfinished problems only, packed together on the
+  device, in arrays stored problem-innermost (:mod:`batchivp.cuda_batch`).
 """
 
 import math
