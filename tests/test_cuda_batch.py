@@ -33,7 +33,8 @@ def stragglers(n=8):
     t_end[1] = 2.0
     t_span = np.column_stack([np.zeros(n), t_end])
     return t_span, y0, dict(params=params, t_eval=np.linspace(0.0, 0.2, 5), rtol=1e-6,
-                            atol=1e-6, events=compaction_x_crossing)
+                            atol=1e-6, events=compaction_x_crossing,
+                            summarize=("min", "argmax", "mean"))
 
 
 def assert_same(res, ref):
@@ -41,6 +42,9 @@ def assert_same(res, ref):
         np.testing.assert_array_equal(getattr(res, name), getattr(ref, name), err_msg=name)
     for mine, theirs in zip(res.t_events + res.y_events, ref.t_events + ref.y_events):
         np.testing.assert_array_equal(mine, theirs)
+    assert res.summary.keys() == ref.summary.keys() == {"min", "argmax", "mean"}
+    for name, values in res.summary.items():
+        np.testing.assert_array_equal(values, ref.summary[name], err_msg=name)
 
 
 @pytest.fixture
