@@ -187,6 +187,24 @@ def test_bench_refuses_an_unknown_case(tmp_path):
     assert "nosuchcase" in done.stderr and "kepler+ev" in done.stderr
 
 
+def test_bench_gpu_runs_in_the_simulator(tmp_path):
+    """The GPU acceptance run's code, in the simulator at a tiny size: every work shape
+    of the cuda rows bitwise equal to the first, parallel equal to cuda. The cores come
+    from this session's cache (``make test`` warms them)."""
+    out_json = tmp_path / "gpu.json"
+    done = run_cli(["bench", "--gpu", "--simulator", "--small", "--no-tests", "--kepler-n", "2",
+                    "--lorenz-n", "4", "--json", str(out_json)], cache.cache_dir(), timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "the CUDA simulator" in done.stdout and "no failures" in done.stdout
+    rows = json.loads(out_json.read_text())["rows"]
+    for system in ("kepler", "lorenz"):
+        mine = [r for r in rows if r["system"] == system and r["dtype"] == "float64"]
+        assert [r["target"] for r in mine] == ["cuda"] * 4 + ["parallel"], mine
+        assert [r["check"] for r in mine] == ["reference"] + ["bitwise equal"] * 3 + [
+            "bitwise equal to cuda"]
+        assert all(r["steps"] > 0 and r["steps_per_s"] > 0 and not r["failed"] for r in mine)
+
+
 @pytest.mark.parametrize("script", ["bench_batch.py", "bench_ivp.py"])
 def test_benchmark_scripts_still_run(script):
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--help"],

@@ -170,10 +170,10 @@ def test_two_processes_rendering_at_once_agree(tmp_path):
 
 def test_cuda_kernel_compiles_to_ptx_and_ptxas_reports_resources(tmp_path):
     """The cuda module, without and with an event, the debris-cloud orbit module (J2,
-    drag, re-entry event), compiled for sm_90 by NVVM without a driver (the real
-    numba.cuda, not the simulator, so in a subprocess). ``--quick`` leaves out the
-    Kepler state transition matrix's kernel (minutes of NVVM); the tangents' device
-    code is compiled to PTX in test_tangent."""
+    drag, re-entry event), and the compaction's copy kernels, compiled for sm_90 by
+    NVVM without a driver (the real numba.cuda, not the simulator, so in a subprocess).
+    ``--quick`` leaves out the Kepler state transition matrix's kernel (minutes of
+    NVVM); the tangents' device code is compiled to PTX in test_tangent."""
     done = subprocess.run([sys.executable, "-m", "batchivp", "cuda-report", "--quick"],
                           env=_clean_env(BATCHIVP_CACHE_DIR=str(tmp_path)),
                           capture_output=True, text=True, timeout=900)
@@ -186,6 +186,9 @@ def test_cuda_kernel_compiles_to_ptx_and_ptxas_reports_resources(tmp_path):
     # The core kernel fits in registers; an orbit kernel (force models inlined) may
     # spill a little to local memory, which its work arrays use anyway.
     assert int(spills[0]) == int(spills[1]) == 0
+    # The compaction's copy kernels (cuda_batch) compile too, and fit in registers.
+    copies = re.search(r"compaction copy kernels .*; spills: (\d+) bytes", done.stdout)
+    assert copies and copies.group(1) == "0" and "gather (float64)" in copies.group(0), done.stdout
 
 
 def test_wheel_ships_the_templates(tmp_path):

@@ -5,10 +5,12 @@
 - ``cache`` (``cache info``): the cache folder and its size; ``cache clear [--dry-run]``
   deletes batchivp's generated modules and numba's cache of them (:mod:`batchivp.cache`);
   ``cache warm [--targets cpu,parallel] [--dims 1-8]`` compiles the cores ahead of time.
-- ``bench``: the benchmark suite against scipy (:mod:`batchivp.bench`).
+- ``bench``: the benchmark suite against scipy (:mod:`batchivp.bench`); ``bench --gpu``
+  the GPU acceptance run (:mod:`batchivp.bench.gpu_run`).
 - ``cuda-report``: the cuda kernel compiled to PTX, registers and spills from ptxas (the
   plain Kepler kernel, with an event, the debris cloud's, and the Kepler state transition
-  matrix's; ``--quick`` leaves out the last, which NVVM takes minutes over).
+  matrix's; ``--quick`` leaves out the last, which NVVM takes minutes over), and the
+  compaction's copy kernels.
 """
 
 import argparse
@@ -98,8 +100,13 @@ def _dims(text):
 
 
 def _bench(args):
-    from batchivp.bench import runner
+    from batchivp.bench import gpu_run, runner
 
+    if args.gpu:
+        return gpu_run.run(args)
+    if args.simulator or args.small:
+        print("batchivp: error: --simulator and --small go with --gpu", file=sys.stderr)
+        return 2
     return runner.run(args)
 
 
@@ -137,6 +144,11 @@ def _cuda_report(args):
         print(f"  PTX size:    {len(ptx)} characters")
         if args.verbose:
             print("\n".join(report["raw"]))
+    copies = {name: cuda_support.ptxas_report(ptx)
+              for name, ptx in cuda_support.copy_kernels_ptx().items()}
+    print("compaction copy kernels (cuda_batch), registers: "
+          + ", ".join(f"{name} {r['registers']}" for name, r in copies.items())
+          + f"; spills: {sum(r['spill_stores'] for r in copies.values())} bytes")
     return 0
 
 
@@ -165,9 +177,10 @@ def main(argv=None):
     bench.set_defaults(run=_bench)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its options need the suite (numpy, scipy, the cases): only then
-        from batchivp.bench import runner
+        from batchivp.bench import gpu_run, runner
 
         runner.add_arguments(bench)
+        gpu_run.add_arguments(bench)
     report = sub.add_parser("cuda-report", help="compile the cuda kernel to PTX (no GPU needed) "
                             "and print registers, stack frame and spills from ptxas")
     report.add_argument("-v", "--verbose", action="store_true", help="print ptxas's own lines")

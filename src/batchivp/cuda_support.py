@@ -51,6 +51,31 @@ def kernel_ptx(ndim=6, functions=None, events=(), norm=None):
     return ptx
 
 
+def copy_kernels_ptx():
+    """The compaction's gather, scatter and column fill (``cuda_batch``) compiled to PTX
+    for sm_90, for the strided float64 and int64 views they copy between; a dict of
+    kernel name to PTX text."""
+    if targets.simulator_enabled():
+        raise RuntimeError("PTX compilation needs the real numba.cuda: unset NUMBA_ENABLE_CUDASIM")
+    from numba import cuda
+    from numba import types as nt
+
+    from . import cuda_batch
+
+    rows = nt.int64[::1]
+    ptx = {}
+    for dtype in (nt.float64, nt.int64):
+        view = nt.Array(dtype, 2, "A")
+        for kernel in (cuda_batch._gather, cuda_batch._scatter):
+            name = f"{kernel.py_func.__name__.strip('_')} ({dtype})"
+            ptx[name], _ = cuda.compile_ptx(kernel.py_func, (view, rows, view, nt.boolean),
+                                            cc=PTX_CC)
+    icfg = nt.Array(nt.int64, 2, "A")
+    ptx["fill_column"], _ = cuda.compile_ptx(cuda_batch._fill_column.py_func,
+                                             (icfg, nt.int64, nt.int64), cc=PTX_CC)
+    return ptx
+
+
 def find_ptxas():
     """The ``ptxas`` binary of the ``nvidia-cuda-nvcc`` wheel (or one on PATH)."""
     candidates = []

@@ -11,7 +11,9 @@ mechanism the host builds:
   two calls (numba code cannot be interrupted inside a call) and the caller gets the
   problems as they are: finished ones complete, the others ``STATUS_RUNNING`` (stopped
   mid-way) or ``STATUS_PENDING`` (not started);
-- **a progress bar** over simulated time.
+- **a progress bar** over simulated time;
+- **on the GPU**, launches over the unfinished problems only, packed together on the
+  device, in arrays stored problem-innermost (:mod:`batchivp.cuda_batch`).
 """
 
 import math
@@ -47,6 +49,8 @@ MAX_GROWTH = 64
 ONE_PROBLEM_FIRST_STEPS = 2**12
 ONE_PROBLEM_CALL_S = 0.1
 PROGRESS_INTERVAL_S = 0.1
+# The fields of istate the schedules and the GPU's compaction read between calls.
+HOST_ISTATE = (core.IS_STATUS, core.IS_NSTEP, core.IS_NREJECT)
 
 
 def sigint_interceptable():
@@ -115,34 +119,31 @@ def _run_host(module, inputs, state, schedule, sigint, bar):
 
 
 def _run_cuda(module, inputs, state, schedule, sigint, bar):
-    from numba import cuda
+    """The host loop on the GPU: the batch stays on the device between launches, and
+    after each chunk the open problems are packed together when few are left
+    (:mod:`batchivp.cuda_batch`); between launches only what the schedule, the
+    compaction and the bar read crosses the bus (``HOST_ISTATE``, and ``fstate``'s
+    time for the bar), of the launched rows."""
+    from .cuda_batch import DeviceBatch
 
-    # Workaround: the cuda gufunc cannot broadcast inputs (numba/numba#5640; the
-    # simulator fails on it too), so every input goes to the device at full size.
-    inputs = type(inputs)(*(np.ascontiguousarray(a) for a in inputs))
-    d_inputs = type(inputs)(*(cuda.to_device(a) for a in inputs))
-    d_state = type(state)(*(cuda.to_device(a) for a in state))
-    fstate, istate, icfg = state.fstate, state.istate, inputs.icfg
-    steps_on_device = None
+    batch = DeviceBatch(inputs, state)
     try:
         while (window := schedule.next_window()) is not None:
             steps = window[2]
-            if steps is not None and steps != steps_on_device:
-                icfg[:, core.IC_CHUNK_STEPS] = steps
-                d_inputs.icfg.copy_to_device(icfg)
-                steps_on_device = steps
+            if steps is not None:
+                batch.set_chunk_steps(steps)
             start = perf_counter()
-            module.dop853_kernel(*abi.kernel_arguments(d_inputs, d_state))
-            d_state.istate.copy_to_host(istate)  # waits for the kernel
+            batch.launch(module)
+            batch.fetch("istate", HOST_ISTATE)  # waits for the kernel
             schedule.record(perf_counter() - start)
             if bar is not None and bar.due():
-                d_state.fstate.copy_to_host(fstate)
-                bar.update(0, len(istate))
+                batch.fetch("fstate", (core.FS_T,))
+                bar.update(0, len(state.istate))
             if sigint.requested:
                 return
+            batch.compact()
     finally:
-        for host, dev in zip(state, d_state):
-            dev.copy_to_host(host)
+        batch.finish()
 
 
 class WholeBatch:
