@@ -173,6 +173,11 @@ def open_store(zarr, store, out, fingerprint, n_prob, default_rows, target):
 def _existing_group(zarr, store, out):
     """The group at ``store``, or None where there is nothing; a ``ValueError`` for
     something else (a file, a folder of other files, another Zarr node)."""
+    if isinstance(store, str) and not os.path.isdir(store):
+        if os.path.exists(store):
+            raise ValueError(f"out={_name(out)} is a file, not a Zarr store of "
+                             "solve_batch; pass another out= path, or delete it")
+        return None
     try:
         return zarr.open_group(store, mode="r+")
     except FileNotFoundError:  # zarr's GroupNotFoundError included
@@ -180,10 +185,9 @@ def _existing_group(zarr, store, out):
     except (zarr.errors.BaseZarrError, ValueError) as exc:
         raise ValueError(f"out={_name(out)} cannot be opened as a Zarr group ({exc}); "
                          "pass another out= path, or delete it") from None
-    if isinstance(store, str) and os.path.exists(store) and (
-            not os.path.isdir(store) or os.listdir(store)):
-        raise ValueError(f"out={_name(out)} exists and is not a Zarr store of "
-                         "solve_batch; pass another out= path, or delete it")
+    if isinstance(store, str) and os.listdir(store):
+        raise ValueError(f"out={_name(out)} is a folder of other files, not a Zarr store "
+                         "of solve_batch; pass another out= path, or delete it")
     return None
 
 
@@ -257,6 +261,8 @@ def _feed_array(h, array):
     """An array's dtype, shape and values; a broadcast axis (stride 0) by its first
     entry, so that a broadcast view costs no copy of its full size."""
     h.update(f"<array {array.dtype.str} {array.shape}".encode())
+    if array.size == 0:
+        return
     index = tuple(0 if stride == 0 else slice(None) for stride in array.strides)
     h.update(f" {[i == 0 for i in index]}>".encode())
     array = array[index]
