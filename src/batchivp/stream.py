@@ -364,12 +364,22 @@ def create_fields(group, layout, result):
         node = group.require_group(parent) if parent else group
         array = node.require_array(name, shape=shape, dtype=value.dtype,
                                    chunks=tuple(max(1, c) for c in chunks),
-                                   fill_value=_fill(path, np.dtype(value.dtype)))
+                                   fill_value=_fill(path, np.dtype(value.dtype)),
+                                   compressors=_compressor())
         if shared:
             array[...] = np.asarray(value)
     meta = dict(group.attrs[ATTRS])
     meta["fields"] = _kinds(fields)
     group.attrs[ATTRS] = meta
+
+
+def _compressor():
+    """Blosc's LZ4 on shuffled bytes: trajectories are floats that zarr's default (zstd
+    on the bytes as they are) compresses less, at a fraction of the speed (see
+    benchmarks/README.md, "Streamed output")."""
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
 def _fill(path, dtype):
