@@ -88,18 +88,16 @@ def solve_to_store(solve, fun, per_problem, options, out, progress):
     """
     zarr = _import_zarr()
     store = _store(out)
-    target = dask_batch._block_target(options["target"])
-    fingerprint = fingerprint_call(fun, per_problem, options, target)
     if any_dask(per_problem.values()):
-        return _solve_dask(zarr, solve, fun, per_problem, options, store, out, fingerprint)
+        return _solve_dask(zarr, solve, fun, per_problem, options, store, out)
     from . import batch as batch_module
 
-    batch = batch_module.validate(fun, **per_problem, **options)
+    batch = batch_module.validate(fun, **per_problem, **options)  # errors first
+    fingerprint = fingerprint_call(fun, per_problem, options, batch.target)
     group, layout = open_store(zarr, store, out, fingerprint, batch.n_prob,
                                lambda: block_rows(batch), batch.target)
-    interrupted = _solve_blocks(batch, group, layout, progress,
-                                adaptive=options["chunk_steps"] is None)
-    return _finish(group, layout, batch.target, interrupted, out, batch.n_stored)
+    _solve_blocks(batch, group, layout, progress, adaptive=options["chunk_steps"] is None)
+    return _finish(group, layout, batch.target, out, batch.n_stored)
 
 
 def _import_zarr():
@@ -277,8 +275,8 @@ def _feed_array(h, array):
 # ---- solving and writing blocks ----
 
 def _solve_blocks(batch, group, layout, progress, adaptive):
-    """Solve the blocks of ``batch`` not done in ``group``, writing each as it finishes.
-    True when Ctrl-C stopped the run (the block it stopped is not written)."""
+    """Solve the blocks of ``batch`` not done in ``group``, writing each as it finishes,
+    until Ctrl-C (the block it stops is not written unless all its problems finished)."""
     from . import batch as batch_module
 
     done = group[DONE][:]
@@ -300,22 +298,21 @@ def _solve_blocks(batch, group, layout, progress, adaptive):
                                         RuntimeWarning)
                 result = batch_module._run(batch_module._rows(batch, lo, hi), False, adaptive)
             if result.interrupted and np.any(unfinished(result.status)):
-                return True
+                return
             if "fields" not in group.attrs[ATTRS]:
                 create_fields(group, layout, result)
             write_block(group, layout, block, result)
             if bar is not None:
                 bar.update()
             if result.interrupted:
-                return True
+                return
     except KeyboardInterrupt:  # Ctrl-C between two kernel calls (loading, writing)
         if not interruptible:
             raise
-        return True
+        return
     finally:
         if bar is not None:
             bar.close()
-    return False
 
 
 def result_fields(result):
@@ -402,11 +399,11 @@ def write_block(group, layout, block, result):
 
 # ---- the result, read from the store ----
 
-def _finish(group, layout, target, interrupted, out, n_stored):
+def _finish(group, layout, target, out, n_stored):
     """The result read from the store, with the warnings for the whole batch: Ctrl-C
     (how to resume) and full event buffers."""
     done = group[DONE][:].astype(bool)
-    interrupted = bool(interrupted or not done.all())
+    interrupted = not done.all()  # Ctrl-C during the last block, which finished: complete
     if interrupted:
         rows = sum(layout.rows(b)[1] - layout.rows(b)[0] for b in np.flatnonzero(done))
         warnings.warn(
@@ -468,12 +465,13 @@ def _warn_overflow(n_events, layout, n_stored):
 
 # ---- Dask inputs: a task per block, each writing its own rows ----
 
-def _solve_dask(zarr, solve, fun, per_problem, options, store, out, fingerprint):
+def _solve_dask(zarr, solve, fun, per_problem, options, store, out):
     """The blocks not done solved by Dask tasks (the current scheduler), each writing
     its rows; the result read from the store once they are all written."""
     import dask
 
     lazy = dask_batch.solve_batch_dask(solve, fun, per_problem, options)  # checks shapes
+    fingerprint = fingerprint_call(fun, per_problem, options, lazy["target"])
     n_prob, ndim = arguments.y0_shape(np.shape(per_problem["y0"]))
     group, layout = open_store(zarr, store, out, fingerprint, n_prob,
                                lambda: lazy["status"].chunks[0][0], lazy["target"])
@@ -485,17 +483,15 @@ def _solve_dask(zarr, solve, fun, per_problem, options, store, out, fingerprint)
                  solve, fun, store, layout, block,
                  _block_arguments(per_problem, options, layout, block, ndim))
              for block in range(layout.n_blocks) if not done[block]]
-    interrupted = False
     interruptible = host_loop.sigint_interceptable()
     try:
         dask.compute(*tasks)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the blocks written are kept: _finish says how to resume
         if not interruptible:
             raise
-        interrupted = True
     event_slots, _ = arguments.events(options["events"])
     n_stored = arguments.stored_events(options["max_events"], event_slots)
-    return _finish(group, layout, lazy["target"], interrupted, out, n_stored)
+    return _finish(group, layout, lazy["target"], out, n_stored)
 
 
 def _block_arguments(per_problem, options, layout, block, ndim):
