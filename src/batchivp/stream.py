@@ -133,7 +133,8 @@ def block_rows(batch):
     sizes = abi.core_sizes(batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1],
                            batch.ecfg_row.shape[0], batch.n_stored)
     inputs = sum(a[:1].nbytes for a in (batch.y0, batch.p, batch.rtol, batch.atol,
-                                        batch.t_eval, batch.span))
+                                        batch.t_eval, batch.span)
+                 if a.strides[0] != 0)  # a shared row (broadcast) is not the block's
     return max(1, BLOCK_BYTES // (abi.state_bytes(1, sizes) + inputs))
 
 
