@@ -308,11 +308,13 @@ def _rows(batch, lo, hi):
 
 def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_step, fun_index,
              events, max_events, max_steps, target, chunk_steps, sensitivity,
-             sensitivity_error, observables=(), summarize=None, save_y=True):
+             sensitivity_error, observables=(), summarize=None, save_y=True,
+             streamed=False):
     """The validated call of :func:`solve_batch` with these arguments (all of them, by
     keyword; a ``_Batch``), or the error naming the first bad argument
     (``arguments.py``), before anything compiles. :mod:`batchivp.jax` checks its calls
-    with it."""
+    with it. ``streamed``: the results go to a store block by block (``stream.py``),
+    so they need not fit in memory."""
     target = targets.resolve_target(target)
     functions, positions = arguments.functions(fun, fun_index)
     event_slots, ecfg_row = arguments.events(events)
@@ -338,9 +340,10 @@ def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_ste
     elif sensitivity_error is not False:
         raise ValueError(f"sensitivity_error={sensitivity_error!r} needs sensitivity='y0', "
                          "'params' or 'all' (the sensitivities it puts in the error norm)")
-    _check_output_fits(n_prob, abi.core_sizes(
-        system["y0"].shape[1], 1, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored,
-        save_y=bool(save_y), n_summarized=(ndim + len(observables)) * bool(statistics)))
+    if not streamed:
+        _check_output_fits(n_prob, abi.core_sizes(
+            system["y0"].shape[1], 1, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored,
+            save_y=bool(save_y), n_summarized=(ndim + len(observables)) * bool(statistics)))
     return _Batch(
         target=target, positions=np.broadcast_to(positions, (n_prob,)),
         ecfg_row=ecfg_row, n_stored=n_stored, span=span,

@@ -92,7 +92,8 @@ def solve_to_store(solve, fun, per_problem, options, out, progress):
         return _solve_dask(zarr, solve, fun, per_problem, options, store, out)
     from . import batch as batch_module
 
-    batch = batch_module.validate(fun, **per_problem, **options)  # errors first
+    # Errors first; the results need not fit in memory.
+    batch = batch_module.validate(fun, **per_problem, **options, streamed=True)
     fingerprint = fingerprint_call(fun, per_problem, options, batch.target)
     group, layout = open_store(zarr, store, out, fingerprint, batch.n_prob,
                                lambda: block_rows(batch), batch.target)
