@@ -24,10 +24,17 @@ Layout of the store (a Zarr v3 group):
 - ``_done``: one byte per block, its own chunk each, written after the block's data
   (a process killed while writing a block leaves it not done: it is solved again).
 
+Ctrl-C stops the run after the kernel call under way (``host_loop.py``): the block
+it belongs to is not written unless all its problems had finished, the blocks done
+stay, and the result read from the store has the problems not written at status
+``PENDING`` (NaN elsewhere), with a warning that says to call again with the same
+``out``.
+
 With Dask inputs one task per block solves it (the ordinary in-memory
-``solve_batch``) and writes its rows itself; the blocks are cut as ``y0`` is (its
-first chunk's rows; an irregular chunking is read across the blocks, still correct).
-The store is then shared by the workers: a path all of them reach.
+``solve_batch``) and writes its rows itself; the blocks are those of the Dask path
+(``dask_batch.py``: the first chunk's rows of ``y0``, else of the first per-problem
+Dask argument; an irregular chunking is read across the blocks, still correct). The
+store is then shared by the workers: a path all of them reach.
 
 Zarr is imported only when ``out`` is given (``pip install batchivp[zarr]``).
 """
@@ -36,7 +43,6 @@ import dataclasses
 import hashlib
 import math
 import os
-import pickle
 import warnings
 
 import numpy as np
