@@ -7,6 +7,7 @@ mid-way and the call repeated.
 """
 
 import dataclasses
+import math
 import os
 import signal
 import subprocess
@@ -27,6 +28,11 @@ zarr = pytest.importorskip("zarr", minversion="3")
 def stream_x_crossing(t, y, p):
     """x = 0: a Lorenz trajectory switching wings (stops at the third)."""
     return y[0]
+
+
+@bi.observable
+def stream_radius(t, y, p):
+    return math.sqrt(y[0] * y[0] + y[1] * y[1])
 
 
 def lorenz_batch(n, t_end=4.0):
@@ -74,13 +80,15 @@ def count_blocks(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:.*max_events=2 holds")
 def test_streamed_equals_in_memory(target, tmp_path, monkeypatch, count_blocks):
-    """Blocks of 7 rows, events overflowing their buffers, a (k,) t_eval: each array
-    bitwise the in-memory one, read as zarr.Array (IN_MEMORY_BYTES = 0) and as NumPy;
-    the second call with the same out= solves nothing."""
+    """Blocks of 7 rows, events overflowing their buffers, a (k,) t_eval, summaries (a
+    dict field): each array bitwise the in-memory one, read as zarr.Array
+    (IN_MEMORY_BYTES = 0) and as NumPy; the second call with the same out= solves
+    nothing."""
     n = 6 if target == "cuda" else 40
     t_span, y0, params = lorenz_batch(n)
     kw = dict(params=params, t_eval=np.linspace(0.0, 0.5, 5), events=[stream_x_crossing],
-              max_events=2, rtol=1e-6, target=target)
+              max_events=2, rtol=1e-6, target=target, observables=stream_radius,
+              summarize=("max", "argmin", "sign_changes"))
     ref = bi.solve_batch(models.lorenz, t_span, y0, **kw)
     assert ref.events_overflowed.any() and set(ref.status) == {0, 1}
     count_blocks.clear()
@@ -89,6 +97,7 @@ def test_streamed_equals_in_memory(target, tmp_path, monkeypatch, count_blocks):
     with pytest.warns(RuntimeWarning, match="max_events=2 holds"):
         res = bi.solve_batch(models.lorenz, t_span, y0, out=tmp_path / "run.zarr", **kw)
     assert isinstance(res.y, zarr.Array) and res.y.chunks == (stream.BLOCK_ROWS, 3, 5)
+    assert isinstance(res.summary["max"], zarr.Array) and res.summary["max"].shape == (n, 4)
     assert_bitwise_equal(res, ref)
     solved = len(count_blocks)
     assert solved == -(-n // stream.BLOCK_ROWS)
@@ -221,14 +230,15 @@ def test_a_store_of_another_call_is_refused(tmp_path, monkeypatch):
 
 def test_dask_blocks_write_their_own_rows(target, tmp_path, monkeypatch):
     """Dask inputs: one task per block writes its rows, the store chunked as the
-    blocks; a block marked not done (and damaged) is solved again, alone."""
+    blocks; a block marked not done (and damaged) is solved again, alone. Summaries
+    without the trajectory (save_y=False): no y in the store."""
     da = pytest.importorskip("dask.array")
     import dask
 
     n, chunk = (6, 3) if target == "cuda" else (20, 5)
     t_span, y0, params = lorenz_batch(n)
     kw = dict(params=params, t_eval=np.linspace(0.0, 0.5, 3), events=stream_x_crossing,
-              max_events=4, target=target)
+              max_events=4, target=target, summarize=("min", "mean"), save_y=False)
     ref = bi.solve_batch(models.lorenz, t_span, y0, **kw)
     written = []
     original = stream._solve_and_write
@@ -247,10 +257,11 @@ def test_dask_blocks_write_their_own_rows(target, tmp_path, monkeypatch):
         assert sorted(written) == list(range(n // chunk))
         written.clear()
         group = zarr.open_group(out, mode="r+")
-        assert group["y"].chunks == (chunk, 3, 3) and group["t_events/0"].chunks == (chunk, 4)
+        assert "y" not in group and res.y is None
+        assert group["summary/min"].chunks == (chunk, 3) and group["t_events/0"].chunks == (chunk, 4)
         assert_bitwise_equal(res, ref)
         group["_done"][1] = 0
-        group["y"][chunk:2 * chunk] = -1.0
+        group["summary/min"][chunk:2 * chunk] = -1.0
         again = bi.solve_batch(models.lorenz, t_span, lazy_y0, out=out, **kw)
     assert written == [1]
     assert_bitwise_equal(again, ref)

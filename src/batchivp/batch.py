@@ -393,11 +393,15 @@ def _pack(batch, module):
     ecfg = np.broadcast_to(ecfg_row, (batch.n_prob,) + ecfg_row.shape)
     inputs = abi.Inputs(y0=batch.y0, p=batch.p, rtol=batch.rtol, atol=batch.atol, tcfg=tcfg,
                         t_eval=batch.t_eval, icfg=icfg, ecfg=ecfg)
-    sizes = abi.core_sizes(
+    return inputs, abi.new_state(batch.n_prob, _sizes(batch))
+
+
+def _sizes(batch):
+    """The kernel's core dimensions (``abi.core_sizes``) for a validated batch."""
+    return abi.core_sizes(
         batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1], batch.ecfg_row.shape[0],
         batch.n_stored, save_y=batch.save_y, n_observables=len(batch.observables),
         n_summarized=(batch.ndim + len(batch.observables)) * bool(batch.statistics))
-    return inputs, abi.new_state(batch.n_prob, sizes)
 
 
 def _unpack(batch, state, interrupted):

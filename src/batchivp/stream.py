@@ -134,15 +134,21 @@ def block_rows(batch):
     """Rows per block of a validated batch: its kernel state and inputs within
     ``BLOCK_BYTES`` (``BLOCK_ROWS`` when set)."""
     from . import abi
+    from . import batch as batch_module
 
     if BLOCK_ROWS is not None:
         return int(BLOCK_ROWS)
-    sizes = abi.core_sizes(batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1],
-                           batch.ecfg_row.shape[0], batch.n_stored)
-    inputs = sum(a[:1].nbytes for a in (batch.y0, batch.p, batch.rtol, batch.atol,
-                                        batch.t_eval, batch.span)
-                 if a.strides[0] != 0)  # a shared row (broadcast) is not the block's
-    return max(1, BLOCK_BYTES // (abi.state_bytes(1, sizes) + inputs))
+    sizes = batch_module._sizes(batch)
+    row = abi.state_bytes(1, sizes)
+    for arg in abi.ARGUMENTS:
+        if arg.role != abi.INPUT:
+            continue
+        value = getattr(batch, arg.name, None)
+        if value is None:  # packed for the block (tcfg, icfg, ecfg)
+            row += np.dtype(arg.dtype).itemsize * math.prod(sizes[d] for d in arg.dims)
+        elif value.strides[0] != 0:  # a shared row (broadcast) is not the block's
+            row += value[:1].nbytes
+    return max(1, BLOCK_BYTES // row)
 
 
 # ---- the store: opened or created, refused when it holds another call ----
