@@ -4,11 +4,13 @@
     python benchmarks/stream_memory.py memory 1e6 100     # in memory
     python benchmarks/stream_memory.py stream 1e6 100     # streamed to /tmp/stream_memory.zarr
     python benchmarks/stream_memory.py stream 1e7 1000 --stop-after 3
+    python benchmarks/stream_memory.py stream 1e7 1000 --summarize --stop-after 3
 
 N harmonic oscillators (n = 2) on cpu, k points of t_eval stored. ``--stop-after B``
 sends Ctrl-C after B blocks are written: everything a full run holds in memory (the
 inputs, their fingerprint, the store, a block, the result) without its hours and its
-disk. Run it once per mode: the peak (``ru_maxrss``) is the process's.
+disk. ``--summarize``: min, max and mean at the points instead of the trajectory
+(``save_y=False``). Run it once per mode: the peak (``ru_maxrss``) is the process's.
 """
 
 import argparse
@@ -56,11 +58,14 @@ def main():
     parser.add_argument("n", type=float)
     parser.add_argument("k", type=int)
     parser.add_argument("--stop-after", type=int, default=None)
+    parser.add_argument("--summarize", action="store_true")
     args = parser.parse_args()
     n = int(args.n)
     y0 = np.column_stack([np.ones(n), np.zeros(n)])
     kw = dict(params=np.linspace(1.0, 4.0, n)[:, None], t_eval=np.linspace(0.0, 1.0, args.k),
               rtol=1e-6, atol=1e-9, target="cpu")
+    if args.summarize:
+        kw.update(summarize=("min", "max", "mean"), save_y=False)
     out = None if args.mode == "memory" else STORE
     bi.solve_batch(memory_oscillator, (0.0, 1.0), y0[:10], **dict(kw, params=1.0))  # compile
     shutil.rmtree(STORE, ignore_errors=True)

@@ -98,6 +98,7 @@ def test_streamed_equals_in_memory(target, tmp_path, monkeypatch, count_blocks):
         res = bi.solve_batch(models.lorenz, t_span, y0, out=tmp_path / "run.zarr", **kw)
     assert isinstance(res.y, zarr.Array) and res.y.chunks == (stream.BLOCK_ROWS, 3, 5)
     assert isinstance(res.summary["max"], zarr.Array) and res.summary["max"].shape == (n, 4)
+    assert isinstance(res.status, np.ndarray)  # always: BatchResult's methods compare it
     assert_bitwise_equal(res, ref)
     solved = len(count_blocks)
     assert solved == -(-n // stream.BLOCK_ROWS)

@@ -206,8 +206,9 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     BatchResult
         Lazy if a per-problem argument is a Dask array: arrays chunked as it, a task per
         block (bitwise a local solve); shapes checked now, values when computed. With
-        ``out``, read from the store: arrays of up to ``stream.IN_MEMORY_BYTES`` as
-        NumPy arrays, larger ones as ``zarr.Array`` (indexing one reads those rows).
+        ``out``, read from the store: NumPy arrays up to ``stream.IN_MEMORY_BYTES``
+        (512 MB) in all, ``status`` first, the other fields as ``zarr.Array``
+        (indexing one reads those rows).
 
     Raises
     ------

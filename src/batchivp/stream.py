@@ -55,9 +55,12 @@ from .status import Status, unfinished
 # follow from the bytes per row. BLOCK_ROWS, when set, overrides it (tests).
 BLOCK_BYTES = 256 * 2**20
 BLOCK_ROWS = None
-# A result field read from the store is a NumPy array up to this size, else the
-# zarr.Array itself (read when indexed), so that the result stays bounded too.
-IN_MEMORY_BYTES = 256 * 2**20
+# The result read from the store holds NumPy arrays up to this many bytes in all, the
+# other fields as zarr.Array (read when indexed), so that it stays bounded too. The
+# status is always read (BatchResult's methods compare it: a zarr.Array's == is not
+# elementwise), then these fields, then the others in BatchResult's order.
+IN_MEMORY_BYTES = 512 * 2**20
+READ_FIRST = ("status", "n_events", "nfev", "nstep", "nreject", "t_final", "y_final")
 FORMAT = 1  # of the store's layout; part of the fingerprint
 ATTRS = "batchivp"
 DONE = "_done"
@@ -432,9 +435,11 @@ def _finish(group, layout, target, out, n_stored):
 
 
 def read_result(group, layout, target, interrupted):
-    """The :class:`~batchivp.batch.BatchResult` the store holds: each array NumPy up to
-    ``IN_MEMORY_BYTES``, else the ``zarr.Array``. A store interrupted before its first
-    block has only the status (all pending) and zero counts."""
+    """The :class:`~batchivp.batch.BatchResult` the store holds, its arrays read into
+    memory while their total stays within ``IN_MEMORY_BYTES`` (``status`` always,
+    then ``READ_FIRST``, then the others in field order), the others left as
+    ``zarr.Array``. A store interrupted before its first block has only the status
+    (all pending) and zero counts."""
     from .batch import BatchResult
 
     values = {f.name: None for f in dataclasses.fields(BatchResult)
@@ -447,16 +452,36 @@ def read_result(group, layout, target, interrupted):
         kinds = {}
     for name, kind in kinds.items():
         if kind == "array":
-            values[name] = _load(group[name])
+            values[name] = group[name]
         elif "list" in kind:
-            values[name] = [_load(group[f"{name}/{i}"]) for i in range(kind["list"])]
+            values[name] = [group[f"{name}/{i}"] for i in range(kind["list"])]
         else:
-            values[name] = {key: _load(group[f"{name}/{key}"]) for key in kind["dict"]}
+            values[name] = {key: group[f"{name}/{key}"] for key in kind["dict"]}
+    budget = _Budget(IN_MEMORY_BYTES)
+    for name in sorted(kinds, key=lambda k: READ_FIRST.index(k) if k in READ_FIRST else
+                       len(READ_FIRST)):
+        value = values[name]
+        if isinstance(value, list):
+            values[name] = [budget.read(a, name == "status") for a in value]
+        elif isinstance(value, dict):
+            values[name] = {k: budget.read(a, False) for k, a in value.items()}
+        else:
+            values[name] = budget.read(value, name == "status")
     return BatchResult(**values, target=target, interrupted=interrupted)
 
 
-def _load(array):
-    return array[...] if array.nbytes <= IN_MEMORY_BYTES else array
+class _Budget:
+    """Bytes left to read into memory."""
+
+    def __init__(self, left):
+        self.left = left
+
+    def read(self, array, always):
+        """``array`` (a ``zarr.Array``) read, if it fits (or ``always``), else itself."""
+        if not always and array.nbytes > self.left:
+            return array
+        self.left -= array.nbytes
+        return array[...]
 
 
 def _warn_overflow(n_events, layout, n_stored):
