@@ -7,14 +7,15 @@ Ctrl-C (``host_loop.py``). Dask arrays go to ``dask_batch.py``: one task per blo
 problems, each solved here.
 """
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import (abi, arguments, bounds, dask_batch, host_loop, render, sensitivity, summaries,
-               targets)
+from . import (abi, arguments, bounds, dask_batch, host_loop, render, sensitivity, stream,
+               summaries, targets)
 from .core import dop853 as core
 from .core.events import EC_TERMINAL
 from .status import Status, status_message, successful, unfinished
@@ -132,7 +133,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
                 rtol=1e-3, atol=1e-6, first_step=None, max_step=np.inf, max_steps=None,
                 fun_index=None, target=None, chunk_steps=None, progress=False,
                 sensitivity=None, sensitivity_error=False, observables=(), summarize=None,
-                save_y=True):
+                save_y=True, out=None):
     """Solve ``N`` independent IVPs ``y' = fun(t, y, p)`` with DOP853 in one call.
 
     Each problem takes exactly the steps scipy's ``solve_ivp(method="DOP853")`` takes
@@ -191,24 +192,38 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     save_y : bool
         Store the trajectory ``y`` at ``t_eval`` (default). ``False``: no ``(N, n, k)``
         array at all (``y`` is None), only the summaries and the final state.
+    out : None, str, os.PathLike or zarr store
+        A Zarr store (needs ``pip install batchivp[zarr]``) the results are written to
+        block by block as they finish, so memory stays bounded by one block (about
+        ``stream.BLOCK_BYTES`` of kernel state) whatever ``N``; a call with the same
+        arguments and the same ``out`` after Ctrl-C, a crash or a killed process
+        solves only the blocks missing, bitwise as an uninterrupted run. A store of
+        another call is refused. With Dask inputs each block's task writes its own
+        rows, and the call returns when they are written. See :mod:`batchivp.stream`.
 
     Returns
     -------
     BatchResult
         Lazy if a per-problem argument is a Dask array: arrays chunked as it, a task per
-        block (bitwise a local solve); shapes checked now, values when computed.
+        block (bitwise a local solve); shapes checked now, values when computed. With
+        ``out``, read from the store: NumPy arrays up to ``stream.IN_MEMORY_BYTES``
+        (512 MB) in all, ``status`` first, the other fields as ``zarr.Array``
+        (indexing one reads those rows).
 
     Raises
     ------
     ValueError
         For a bad argument, naming it, before anything compiles; for an output (``y``,
-        the event buffers) larger than this machine's memory.
+        the event buffers) larger than this machine's memory (without ``out``); for an
+        ``out`` that holds another call's results.
 
     Notes
     -----
     Ctrl-C in the main thread stops the batch after the current kernel call (within
     about a second) and returns what was done with ``interrupted=True`` and a warning,
-    not ``KeyboardInterrupt``; a SIGINT handler of your own stays in charge.
+    not ``KeyboardInterrupt``; a SIGINT handler of your own stays in charge. With
+    ``out``, the blocks finished are in the store and the warning says to call again
+    with the same ``out`` to solve the rest.
     """
     progress = arguments.progress(progress)
     per_problem = dict(y0=y0, t_span=t_span, params=params, t_eval=t_eval, rtol=rtol,
@@ -218,6 +233,8 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
                    chunk_steps=chunk_steps, sensitivity=sensitivity,
                    sensitivity_error=sensitivity_error, observables=observables,
                    summarize=summarize, save_y=save_y)
+    if out is not None:
+        return stream.solve_to_store(solve_batch, fun, per_problem, options, out, progress)
     if arguments.any_dask(per_problem.values()):
         return BatchResult(**dask_batch.solve_batch_dask(solve_batch, fun, per_problem, options))
     return _run(validate(fun, **per_problem, **options), progress, chunk_steps is None)
@@ -276,13 +293,29 @@ class _Batch:
         return self.y0.shape[1]
 
 
+# The fields of a _Batch with a row per problem (t_out too when it is (N, k)).
+_PER_PROBLEM = ("positions", "y0", "span", "p", "rtol", "atol", "first_step", "max_step",
+                "t_eval")
+
+
+def _rows(batch, lo, hi):
+    """The validated batch of ``batch``'s problems ``lo:hi`` (views), for a block of
+    a streamed run (``stream.py``)."""
+    rows = {name: getattr(batch, name)[lo:hi] for name in _PER_PROBLEM}
+    if batch.t_out is not None and np.ndim(batch.t_out) == 2:
+        rows["t_out"] = batch.t_out[lo:hi]
+    return dataclasses.replace(batch, **rows)
+
+
 def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_step, fun_index,
              events, max_events, max_steps, target, chunk_steps, sensitivity,
-             sensitivity_error, observables=(), summarize=None, save_y=True):
+             sensitivity_error, observables=(), summarize=None, save_y=True,
+             streamed=False):
     """The validated call of :func:`solve_batch` with these arguments (all of them, by
     keyword; a ``_Batch``), or the error naming the first bad argument
     (``arguments.py``), before anything compiles. :mod:`batchivp.jax` checks its calls
-    with it."""
+    with it. ``streamed``: the results go to a store block by block (``stream.py``),
+    so they need not fit in memory."""
     target = targets.resolve_target(target)
     functions, positions = arguments.functions(fun, fun_index)
     event_slots, ecfg_row = arguments.events(events)
@@ -308,9 +341,10 @@ def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_ste
     elif sensitivity_error is not False:
         raise ValueError(f"sensitivity_error={sensitivity_error!r} needs sensitivity='y0', "
                          "'params' or 'all' (the sensitivities it puts in the error norm)")
-    _check_output_fits(n_prob, abi.core_sizes(
-        system["y0"].shape[1], 1, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored,
-        save_y=bool(save_y), n_summarized=(ndim + len(observables)) * bool(statistics)))
+    if not streamed:
+        _check_output_fits(n_prob, abi.core_sizes(
+            system["y0"].shape[1], 1, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored,
+            save_y=bool(save_y), n_summarized=(ndim + len(observables)) * bool(statistics)))
     return _Batch(
         target=target, positions=np.broadcast_to(positions, (n_prob,)),
         ecfg_row=ecfg_row, n_stored=n_stored, span=span,
@@ -360,11 +394,15 @@ def _pack(batch, module):
     ecfg = np.broadcast_to(ecfg_row, (batch.n_prob,) + ecfg_row.shape)
     inputs = abi.Inputs(y0=batch.y0, p=batch.p, rtol=batch.rtol, atol=batch.atol, tcfg=tcfg,
                         t_eval=batch.t_eval, icfg=icfg, ecfg=ecfg)
-    sizes = abi.core_sizes(
+    return inputs, abi.new_state(batch.n_prob, _sizes(batch))
+
+
+def _sizes(batch):
+    """The kernel's core dimensions (``abi.core_sizes``) for a validated batch."""
+    return abi.core_sizes(
         batch.ndim, batch.p.shape[1], batch.t_eval.shape[-1], batch.ecfg_row.shape[0],
         batch.n_stored, save_y=batch.save_y, n_observables=len(batch.observables),
         n_summarized=(batch.ndim + len(batch.observables)) * bool(batch.statistics))
-    return inputs, abi.new_state(batch.n_prob, sizes)
 
 
 def _unpack(batch, state, interrupted):
