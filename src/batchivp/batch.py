@@ -181,34 +181,23 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         ``params`` only if given; :mod:`batchivp.sensitivity`; ``dyf_dy0``, ``dy_dy0``,
         ``dt_events_dy0``, ...), outside the error norm (same steps as without), or in
         it with the state's tolerances (``sensitivity_error``).
-    observables : EventFunction or sequence of EventFunction
-        Functions ``g(t, y, p) -> float`` registered with :func:`batchivp.observable`
-        (or events), summarized with the state's components.
-    summarize : None, str or sequence of str
-        Statistics over the ``t_eval`` points, computed in the kernel as the points are
-        reached (:attr:`BatchResult.summary`): ``"min"``, ``"max"``, ``"mean"``,
-        ``"rms"``, ``"argmin"``, ``"argmax"``, ``"sign_changes"``. They equal numpy's
-        reductions over the stored ``y`` (``mean``/``rms`` to round-off).
-    save_y : bool
-        Store the trajectory ``y`` at ``t_eval`` (default). ``False``: no ``(N, n, k)``
-        array at all (``y`` is None), only the summaries and the final state.
+    observables, summarize, save_y : EventFunction(s); None, str or sequence of str; bool
+        Statistics over the ``t_eval`` points computed in the kernel, of the state's
+        components and of the ``observables`` (``g(t, y, p) -> float``,
+        :func:`batchivp.observable`): ``"min"``, ``"max"``, ``"mean"``, ``"rms"``,
+        ``"argmin"``, ``"argmax"``, ``"sign_changes"`` (:attr:`BatchResult.summary`).
+        ``save_y=False``: no trajectory ``y`` at all.
     out : None, str, os.PathLike or zarr store
-        A Zarr store (needs ``pip install batchivp[zarr]``) the results are written to
-        block by block as they finish, so memory stays bounded by one block (about
-        ``stream.BLOCK_BYTES`` of kernel state) whatever ``N``; a call with the same
-        arguments and the same ``out`` after Ctrl-C, a crash or a killed process
-        solves only the blocks missing, bitwise as an uninterrupted run. A store of
-        another call is refused. With Dask inputs each block's task writes its own
-        rows, and the call returns when they are written. See :mod:`batchivp.stream`.
+        Write the results to this Zarr store block by block (``batchivp[zarr]``), memory
+        bounded by a block; the same call again finishes what Ctrl-C or a killed process
+        left, bitwise as an uninterrupted run (:mod:`batchivp.stream`).
 
     Returns
     -------
     BatchResult
         Lazy if a per-problem argument is a Dask array: arrays chunked as it, a task per
         block (bitwise a local solve); shapes checked now, values when computed. With
-        ``out``, read from the store: NumPy arrays up to ``stream.IN_MEMORY_BYTES``
-        (512 MB) in all, ``status`` first, the other fields as ``zarr.Array``
-        (indexing one reads those rows).
+        ``out``, read from the store (large fields as ``zarr.Array``).
 
     Raises
     ------
@@ -221,9 +210,8 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     -----
     Ctrl-C in the main thread stops the batch after the current kernel call (within
     about a second) and returns what was done with ``interrupted=True`` and a warning,
-    not ``KeyboardInterrupt``; a SIGINT handler of your own stays in charge. With
-    ``out``, the blocks finished are in the store and the warning says to call again
-    with the same ``out`` to solve the rest.
+    not ``KeyboardInterrupt``; a SIGINT handler of your own stays in charge (with
+    ``out``, the finished blocks are in the store).
     """
     progress = arguments.progress(progress)
     per_problem = dict(y0=y0, t_span=t_span, params=params, t_eval=t_eval, rtol=rtol,

@@ -112,10 +112,9 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
                    n_events, t_events, y_events, rec_t, rec_y, rec_F, summary, y, K, F, W, G,
                    active, n, m, n_ev, recording):
     """Start (if pending) and integrate one problem for at most ``icfg[chunk]`` steps,
-    leaving ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED`` when the
-    step record is full. The kernel's arguments (``abi.ARGUMENTS``), the work arrays
-    (``abi.WORK_ARRAYS``), ``m`` the norm components (``n``, or ``n // 2`` for a complex
-    state), ``recording`` the module's ``RECORDING`` (0: no step record)."""
+    leaving ``STATUS_RUNNING`` when the chunk ends first, ``STATUS_PAUSED`` when the step
+    record is full. The kernel's arguments (``abi.ARGUMENTS``), the work arrays, ``m``
+    the norm components (``NORM_DIM``), ``recording`` the module's ``RECORDING``."""
     y_new, y_old, ytmp = W[0], W[1], W[2]  # one array: fewer arguments (CUDA inliner)
     g_new, roots = G[0], G[1]
     if istate[IS_STATUS] == STATUS_PENDING:

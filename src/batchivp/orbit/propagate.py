@@ -266,18 +266,12 @@ def propagate(r, v, t_eval=None, *, t_span=None, forces=(), events=(), epoch=Non
         ``solve_batch(sensitivity="y0")``): :attr:`OrbitResult.stm`,
         :attr:`OrbitResult.stm_final` and :meth:`OrbitResult.covariance`. The states
         and steps are those without it.
-    observables : sequence of str or EventFunction
-        Quantities summarized with the state: names of
-        :data:`~batchivp.orbit.quantities.QUANTITIES` (``"altitude"``, ``"radius"``,
-        ``"speed"``, ``"eccentricity"``, ``"specific_energy"``) or functions registered
-        with :func:`batchivp.observable` (reading ``p`` as the module docstring says).
-    summarize : None, str or sequence of str
-        Statistics over ``t_eval`` computed in the kernel, as :func:`batchivp.solve_batch`
-        (``"min"``, ``"max"``, ``"mean"``, ``"rms"``, ``"argmin"``, ``"argmax"``,
-        ``"sign_changes"``): :attr:`OrbitResult.summary`, :meth:`OrbitResult.statistic`.
-    save_states : bool
-        Store ``r`` and ``v`` at ``t_eval`` (default); ``False`` keeps only the
-        summaries and the final states (no ``(N, 6, k)`` array).
+    observables, summarize, save_states : sequence of str or EventFunction; str(s); bool
+        Statistics over ``t_eval`` computed in the kernel, as :func:`batchivp.solve_batch`,
+        of the state and of orbit quantities (:data:`.quantities.QUANTITIES`:
+        ``"altitude"``, ``"eccentricity"``, ...) or observables reading ``p`` as above:
+        :attr:`OrbitResult.summary`, :meth:`OrbitResult.statistic`.
+        ``save_states=False``: no ``r``, ``v`` at ``t_eval``, only summaries.
 
     Arguments with units (``r``, ``v``, ``t_eval``, ``t_span``, ``max_step``, the
     forces' ``area_to_mass``...) may be astropy quantities: they are converted to the
