@@ -62,17 +62,22 @@ COPY_THREADS, COPY_MAX_BLOCKS = (2, 1) if targets.simulator_enabled() else (256,
 # array as ``(rows, R)``, ``R`` its elements per problem, with any strides; ``by_row``
 # orders the loop so that neighbouring threads take neighbouring rows (for a side
 # stored problem-innermost) rather than neighbouring elements of a row.
+@cuda.jit(device=True, inline=True)
+def _element(k, m, width, by_row):
+    """The ``k``-th element ``(i, j)`` of an ``(m, width)`` array in the copy's order."""
+    if by_row:
+        j = k // m
+        return k - j * m, j
+    i = k // width
+    return i, k - i * width
+
+
 @cuda.jit
 def _gather(src, rows, dst, by_row):
     """``dst[i, :] = src[rows[i], :]``."""
     m, width = dst.shape
     for k in range(cuda.grid(1), m * width, cuda.gridsize(1)):
-        if by_row:
-            j = k // m
-            i = k - j * m
-        else:
-            i = k // width
-            j = k - i * width
+        i, j = _element(k, m, width, by_row)
         dst[i, j] = src[rows[i], j]
 
 
@@ -81,12 +86,7 @@ def _scatter(src, rows, dst, by_row):
     """``dst[rows[i], :] = src[i, :]``."""
     m, width = src.shape
     for k in range(cuda.grid(1), m * width, cuda.gridsize(1)):
-        if by_row:
-            j = k // m
-            i = k - j * m
-        else:
-            i = k // width
-            j = k - i * width
+        i, j = _element(k, m, width, by_row)
         dst[rows[i], j] = src[i, j]
 
 
