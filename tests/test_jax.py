@@ -231,3 +231,11 @@ def test_nuts_example_runs_quick():
                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "posterior mean" in out.stdout
+
+
+@pytest.mark.parametrize("name, value", [("summarize", "min"), ("out", "x.zarr"),
+                                         ("save_y", False)])
+def test_options_without_an_output_here_are_refused_by_name(name, value):
+    with pytest.raises(TypeError, match=f"{name} is not an option of batchivp.jax"):
+        bj.solve_batch(lotka, SPAN, jnp.asarray(Y0), params=jnp.asarray(P), t_eval=TE,
+                       target="cpu", **{name: value})

@@ -51,6 +51,10 @@ _REFUSED = {
     "events": "event times and states are not outputs of batchivp.jax.solve_batch "
               "(use batchivp.solve_batch(sensitivity=...) for their sensitivities)",
     "max_events": "batchivp.jax.solve_batch takes no events",
+    "observables": "summaries are not outputs of batchivp.jax.solve_batch",
+    "summarize": "summaries are not outputs of batchivp.jax.solve_batch",
+    "save_y": "y at t_eval is an output of batchivp.jax.solve_batch when t_eval is given",
+    "out": "the outputs are JAX arrays, not a store",
 }
 
 
@@ -211,7 +215,8 @@ class _Static:
         if p_shape is None and self.m is not None:
             p_shape = (self.n_prob, self.m) if self.p_rows else (self.m,)
         arguments = dict(_DEFAULTS, **self.options, sensitivity=mode)
-        arguments.pop("progress")
+        for name in ("progress", "out"):  # not checks of the batch (validate's arguments)
+            arguments.pop(name)
         return _batch.validate(self.fun, y0=np.zeros((self.n_prob, self.n)),
                                params=None if p_shape is None else np.zeros(p_shape),
                                **arguments)
