@@ -65,7 +65,8 @@ def _cache(args):
         try:
             if args.jobs is not None and args.jobs < 1:
                 raise ValueError(f"cache warm: --jobs {args.jobs}: give at least 1")
-            render.warm(args.targets.split(","), _dims(args.dims), jobs=args.jobs)
+            render.warm(args.targets.split(","), _dims(args.dims), jobs=args.jobs,
+                        precisions=_precisions(args.dtypes, "cache warm"))
         except ValueError as exc:
             print(f"batchivp: error: {exc}", file=sys.stderr)
             return 2
@@ -134,7 +135,8 @@ def _cuda_report(args):
                       "events altitude_below, node_crossing, umbra", [full_rhs],
                       (orbit.altitude_below(100.0), orbit.node_crossing(), orbit.umbra())))
     try:
-        precisions = _precisions(args.dtypes or ("float64" if args.quick else "float64,float32,mixed"))
+        default = "float64" if args.quick else "float64,float32,mixed"
+        precisions = _precisions(args.dtypes or default)
     except ValueError as exc:
         print(f"batchivp: error: {exc}", file=sys.stderr)
         return 2
@@ -154,14 +156,14 @@ def _cuda_report(args):
     return 0
 
 
-def _precisions(text):
+def _precisions(text, command="cuda-report"):
     """``"float64,float32"`` -> those :class:`batchivp.abi.Precision`s."""
     from batchivp import abi
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in abi.PRECISIONS]
     if unknown or not names:
-        raise ValueError(f"cuda-report: --dtypes {text!r}: expected a comma-separated list of "
+        raise ValueError(f"{command}: --dtypes {text!r}: expected a comma-separated list of "
                          f"{', '.join(abi.PRECISIONS)}")
     return [abi.PRECISIONS[name] for name in names]
 
@@ -199,6 +201,9 @@ def main(argv=None):
     warm.add_argument("--targets", default="cpu,parallel", help="comma-separated (default: %(default)s)")
     warm.add_argument("--dims", default="1-8",
                       help="state dimensions, e.g. 1-4,6 (default: %(default)s)")
+    warm.add_argument("--dtypes", default="float64",
+                      help="comma-separated dtypes of solve_batch: float64, float32, mixed "
+                           "(default: %(default)s)")
     warm.add_argument("--jobs", type=int, default=None,
                       help="compiles at once (default: one per core)")
     bench_help = "the benchmark suite: scipy's DOP853 against each target"

@@ -449,32 +449,37 @@ def _linked_compiled(stem):
     return cache.is_compiled(cache.module_path(stem))
 
 
-def warm(target_names, dims, jobs=None, out=sys.stdout):
+def warm(target_names, dims, jobs=None, out=sys.stdout, precisions=(abi.FLOAT64,)):
     """Compile (or find compiled) the linked cores of ``target_names`` (cpu, parallel)
-    for the state dimensions ``dims``, ``jobs`` at a time in processes of their own
-    (default: one per core); print one line each. ``batchivp cache warm`` runs it."""
+    for the state dimensions ``dims`` in ``precisions``, ``jobs`` at a time in processes
+    of their own (default: one per core); print one line each. ``batchivp cache warm``
+    runs it."""
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
 
-    work = [(target, int(ndim)) for target in target_names for ndim in dims]
-    for target, _ in work:
+    work = [(target, int(ndim), precision.name) for target in target_names for ndim in dims
+            for precision in precisions]
+    for target, _, _ in work:
         if target not in LINKED_TARGETS:
             raise ValueError(f"cache warm: target {target!r} has no linked core; expected one "
                              f"of {', '.join(LINKED_TARGETS)} (cuda kernels compile per plugin set)")
     context = multiprocessing.get_context("spawn")  # numba's state is not fork-safe
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=context) as pool:
-        for (target, ndim), (seconds, compiled) in zip(work, pool.map(_warm_one, work)):
+        for (target, ndim, name), (seconds, compiled) in zip(work, pool.map(_warm_one, work)):
             how = f"compiled in {seconds:.1f} s" if compiled else "already compiled"
-            print(f"{target} core, {ndim}-dimensional states: {how}", file=out, flush=True)
+            which = "" if name == abi.FLOAT64.name else f" ({name})"
+            print(f"{target} core{which}, {ndim}-dimensional states: {how}", file=out,
+                  flush=True)
 
 
 def _warm_one(item):
-    target, ndim = item
+    target, ndim, name = item
+    precision = abi.PRECISIONS[name]
     if target == "parallel":
         targets.use_fork_safe_threading_layer()
-    compiled = not _linked_compiled(_linked_stem(target, ndim)[0])
+    compiled = not _linked_compiled(_linked_stem(target, ndim, None, precision)[0])
     start = time.perf_counter()
-    linked_core(target, ndim)
+    linked_core(target, ndim, None, precision)
     return time.perf_counter() - start, compiled
 
 
