@@ -192,12 +192,8 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         bounded by a block; the same call again finishes what Ctrl-C or a killed process
         left, bitwise as an uninterrupted run (:mod:`batchivp.stream`).
     dtype : np.float64, np.float32 or "mixed"
-        The precision: ``np.float32``, the state, the stages, the parameters, the
-        tolerances and the error norm in float32 (``y``, ``y_final``, ``y_events``
-        float32); ``"mixed"``, the stages stored in float32, the state, its arithmetic
-        and the error norm in float64. Time is float64 in both; user functions get
-        ``t``, ``y`` and ``p`` in the state's dtype; an ``rtol`` below 10 float32 eps
-        is refused; not with ``sensitivity`` (docs/architecture.md, "Precision").
+        float32 state, stages and error norm (results float32), or float32 stages only;
+        time stays float64, rtol >= 10 float32 eps (docs/architecture.md, "Precision").
 
     Returns
     -------
