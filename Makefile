@@ -24,6 +24,7 @@ demo: $(STAMP)
 # each test file on one worker, in order (tests/test_scipy_suite.py counts its calls).
 test: $(STAMP)
 	$(PY) -m batchivp cache warm --targets cpu,parallel --dims 1-4,6
+	$(PY) -m batchivp cache warm --targets cpu,parallel --dims 3 --dtypes float32,mixed
 	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 bench: $(STAMP)

@@ -41,7 +41,7 @@ class CompileAttempted(AssertionError):
 
 @pytest.fixture
 def no_compile(monkeypatch):
-    def refuse(target, ndim, functions, events=(), norm=None, observables=()):
+    def refuse(target, ndim, functions, events=(), norm=None, observables=(), precision=None):
         raise CompileAttempted(f"load_module({target!r}, {ndim}, ...) was reached")
 
     monkeypatch.setattr(render, "load_module", refuse)

@@ -9,8 +9,9 @@
   the GPU acceptance run (:mod:`batchivp.bench.gpu_run`).
 - ``cuda-report``: the cuda kernel compiled to PTX, registers and spills from ptxas (the
   plain Kepler kernel, with an event, the debris cloud's, and the Kepler state transition
-  matrix's; ``--quick`` leaves out the last, which NVVM takes minutes over), and the
-  compaction's copy kernels.
+  matrix's; ``--quick`` leaves out the last, which NVVM takes minutes over), per dtype
+  (``--dtypes``; float64, float32 and mixed, only float64 with ``--quick``), with the
+  number of double-precision instructions in the PTX, and the compaction's copy kernels.
 """
 
 import argparse
@@ -64,7 +65,8 @@ def _cache(args):
         try:
             if args.jobs is not None and args.jobs < 1:
                 raise ValueError(f"cache warm: --jobs {args.jobs}: give at least 1")
-            render.warm(args.targets.split(","), _dims(args.dims), jobs=args.jobs)
+            render.warm(args.targets.split(","), _dims(args.dims), jobs=args.jobs,
+                        precisions=_precisions(args.dtypes, "cache warm"))
         except ValueError as exc:
             print(f"batchivp: error: {exc}", file=sys.stderr)
             return 2
@@ -132,24 +134,53 @@ def _cuda_report(args):
         cases.append(("orbit: J2, J3, exponential drag, Sun, Moon, SRP (conical shadow); "
                       "events altitude_below, node_crossing, umbra", [full_rhs],
                       (orbit.altitude_below(100.0), orbit.node_crossing(), orbit.umbra())))
+    try:
+        default = "float64" if args.quick else "float64,float32,mixed"
+        precisions = _precisions(args.dtypes or default)
+    except ValueError as exc:
+        print(f"batchivp: error: {exc}", file=sys.stderr)
+        return 2
     for label, functions, events in cases:
         ndim = columns.ndim if functions[0] is stm else 6
-        ptx = cuda_support.kernel_ptx(ndim, functions, events, abi.Norm(6))
-        report = cuda_support.ptxas_report(ptx)
-        print(f"DOP853 kernel ({label}; n = {ndim}), "
-              f"ptxas -arch={cuda_support.PTXAS_ARCH}, PTX for cc {cuda_support.PTX_CC}:")
-        print(f"  registers:   {report['registers']}")
-        print(f"  stack frame: {report['stack_frame']} bytes")
-        print(f"  spills:      {report['spill_stores']} bytes stored, {report['spill_loads']} bytes loaded")
-        print(f"  PTX size:    {len(ptx)} characters")
-        if args.verbose:
-            print("\n".join(report["raw"]))
+        for precision in precisions:
+            if functions[0] is stm and precision != abi.FLOAT64:
+                continue  # sensitivities are float64 only (solve_batch refuses the others)
+            ptx = cuda_support.kernel_ptx(ndim, functions, events, abi.Norm(6), precision)
+            _print_ptx_report(f"{label}; n = {ndim}; dtype {precision.name}", ptx,
+                              args.verbose)
     copies = {name: cuda_support.ptxas_report(ptx)
               for name, ptx in cuda_support.copy_kernels_ptx().items()}
     print("compaction copy kernels (cuda_batch), registers: "
           + ", ".join(f"{name} {r['registers']}" for name, r in copies.items())
           + f"; spills: {sum(r['spill_stores'] for r in copies.values())} bytes")
     return 0
+
+
+def _precisions(text, command="cuda-report"):
+    """``"float64,float32"`` -> those :class:`batchivp.abi.Precision`s."""
+    from batchivp import abi
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in abi.PRECISIONS]
+    if unknown or not names:
+        raise ValueError(f"{command}: --dtypes {text!r}: expected a comma-separated list of "
+                         f"{', '.join(abi.PRECISIONS)}")
+    return [abi.PRECISIONS[name] for name in names]
+
+
+def _print_ptx_report(label, ptx, verbose):
+    from batchivp import cuda_support
+
+    report = cuda_support.ptxas_report(ptx)
+    print(f"DOP853 kernel ({label}), "
+          f"ptxas -arch={cuda_support.PTXAS_ARCH}, PTX for cc {cuda_support.PTX_CC}:")
+    print(f"  registers:   {report['registers']}")
+    print(f"  stack frame: {report['stack_frame']} bytes")
+    print(f"  spills:      {report['spill_stores']} bytes stored, {report['spill_loads']} bytes loaded")
+    print(f"  double ops:  {cuda_support.double_ops(ptx)} PTX instructions (static count)")
+    print(f"  PTX size:    {len(ptx)} characters")
+    if verbose:
+        print("\n".join(report["raw"]))
 
 
 def main(argv=None):
@@ -170,6 +201,9 @@ def main(argv=None):
     warm.add_argument("--targets", default="cpu,parallel", help="comma-separated (default: %(default)s)")
     warm.add_argument("--dims", default="1-8",
                       help="state dimensions, e.g. 1-4,6 (default: %(default)s)")
+    warm.add_argument("--dtypes", default="float64",
+                      help="comma-separated dtypes of solve_batch: float64, float32, mixed "
+                           "(default: %(default)s)")
     warm.add_argument("--jobs", type=int, default=None,
                       help="compiles at once (default: one per core)")
     bench_help = "the benchmark suite: scipy's DOP853 against each target"
@@ -187,6 +221,10 @@ def main(argv=None):
     report.add_argument("--quick", action="store_true",
                         help="leave out the Kepler state transition matrix's kernel (6 + 36 "
                              "components, minutes to compile)")
+    report.add_argument("--dtypes", default=None,
+                        help="comma-separated dtypes of solve_batch (float64, float32, mixed; "
+                             "default: all three, float64 only with --quick: each dtype is "
+                             "another NVVM compile of every case)")
     report.add_argument("--all-forces", action="store_true",
                         help="also the orbit kernel with every force model and shadow events "
                              "(minutes to compile)")

@@ -62,47 +62,84 @@ UNLIMITED_STEPS = 2**62
 MAX_CALL_ARGUMENTS = 30
 
 
+# What a float array holds, which decides its dtype in each precision (Precision):
+# the state and what is made of it (REAL), the stages and the interpolant (STAGE), or
+# time and everything else (FIXED: the table's dtype in every precision).
+REAL, STAGE, FIXED = "real", "stage", "fixed"
+
+
+class Precision(NamedTuple):
+    """The dtypes of a kernel: ``solve_batch``'s ``dtype`` (docs/architecture.md,
+    "Precision"). ``real``: the state (``y0``, ``y``, the outputs), the parameters,
+    the tolerances, the stage sums, the interpolant's evaluation and the error norm;
+    ``stage``: the stages ``K``, the interpolant ``F`` and the derivative ``f`` are
+    stored in it. Time, step sizes, the step-size control, event values and roots are
+    float64 in every precision. ``tag`` names a module of this precision (none for
+    float64, whose modules keep their names)."""
+
+    name: str
+    real: str
+    stage: str
+    tag: str
+
+    def dtype(self, holds, fixed):
+        """The dtype name of an array that ``holds`` REAL, STAGE or FIXED (then ``fixed``)."""
+        return {REAL: self.real, STAGE: self.stage}.get(holds, fixed)
+
+
+FLOAT64 = Precision("float64", "float64", "float64", "")
+FLOAT32 = Precision("float32", "float32", "float32", "f32")
+MIXED = Precision("mixed", "float64", "float32", "mixed")
+PRECISIONS = {p.name: p for p in (FLOAT64, FLOAT32, MIXED)}
+
+
 class Argument(NamedTuple):
     name: str
-    dtype: str  # a numpy/numba dtype name
+    dtype: str  # a numpy/numba dtype name, in the float64 precision
     dims: tuple  # core dimension letters (sizes: core_sizes)
     role: str  # INPUT, STATE or OUTPUT
     fill: float = 0.0  # a fresh state's value (state and output only)
+    holds: str = FIXED  # REAL, STAGE or FIXED: its dtype in other precisions
+
+    def dtype_in(self, precision):
+        """This argument's dtype name in ``precision`` (:class:`Precision`)."""
+        return precision.dtype(self.holds, self.dtype)
 
 
 ARGUMENTS = (
-    Argument("y0", "float64", ("n",), INPUT),
-    Argument("p", "float64", ("m",), INPUT),
-    Argument("rtol", "float64", ("n",), INPUT),
-    Argument("atol", "float64", ("n",), INPUT),
+    Argument("y0", "float64", ("n",), INPUT, holds=REAL),
+    Argument("p", "float64", ("m",), INPUT, holds=REAL),
+    Argument("rtol", "float64", ("n",), INPUT, holds=REAL),
+    Argument("atol", "float64", ("n",), INPUT, holds=REAL),
     Argument("tcfg", "float64", ("c",), INPUT),
     Argument("t_eval", "float64", ("k",), INPUT),
     Argument("icfg", "int64", ("i",), INPUT),
     Argument("ecfg", "int64", ("e", "d"), INPUT),
     Argument("fstate", "float64", ("s",), STATE),
     Argument("istate", "int64", ("j",), STATE),  # status: STATUS_PENDING (new_state)
-    Argument("f", "float64", ("n",), STATE, np.nan),
-    Argument("yout", "float64", ("n", "o"), STATE, np.nan),
+    Argument("f", "float64", ("n",), STATE, np.nan, STAGE),  # a copy of the last stage
+    Argument("yout", "float64", ("n", "o"), STATE, np.nan, REAL),
     Argument("g", "float64", ("e",), STATE, np.nan),
     Argument("n_events", "int64", ("e",), STATE),
     Argument("t_events", "float64", ("e", "b"), STATE, np.nan),
-    Argument("y_events", "float64", ("e", "b", "n"), STATE, np.nan),
+    Argument("y_events", "float64", ("e", "b", "n"), STATE, np.nan, REAL),
     Argument("rec_t", "float64", ("r",), STATE, np.nan),
-    Argument("rec_y", "float64", ("r", "n"), STATE, np.nan),
-    Argument("rec_F", "float64", ("q", "w", "n"), STATE),
+    Argument("rec_y", "float64", ("r", "n"), STATE, np.nan, REAL),
+    Argument("rec_F", "float64", ("q", "w", "n"), STATE, 0.0, STAGE),
     Argument("summary", "float64", ("v", "u"), STATE, np.nan),
-    Argument("y", "float64", ("n",), OUTPUT, np.nan),
+    Argument("y", "float64", ("n",), OUTPUT, np.nan, REAL),
 )
 
 # Work arrays of compile-time shape, allocated by the entry point on every target
 # (local arrays on cuda) and passed to dop853_advance after the kernel's arguments:
-# (name, shape in the generated module's constants, dtype, what it holds).
+# (name, shape in the generated module's constants, dtype in the float64 precision,
+# what it holds: REAL, STAGE or FIXED as for ARGUMENTS, what it is for).
 WORK_ARRAYS = (
-    ("K", "(N_STAGES_EXTENDED, NDIM)", "float64", "the stages"),
-    ("F", "(INTERPOLATOR_POWER, NDIM)", "float64", "the step's interpolant"),
-    ("W", "(3, NDIM)", "float64", "y_new, y_old, ytmp"),
-    ("G", "(2, EVENT_WORK)", "float64", "event values at the step's end, roots"),
-    ("active", "EVENT_WORK", "int64", "events active in the step"),
+    ("K", "(N_STAGES_EXTENDED, NDIM)", "float64", STAGE, "the stages"),
+    ("F", "(INTERPOLATOR_POWER, NDIM)", "float64", STAGE, "the step's interpolant"),
+    ("W", "(3, NDIM)", "float64", REAL, "y_new, y_old, ytmp"),
+    ("G", "(2, EVENT_WORK)", "float64", FIXED, "event values at the step's end, roots"),
+    ("active", "EVENT_WORK", "int64", FIXED, "events active in the step"),
 )
 # The generated module's constants dop853_advance gets last.
 MODULE_CONSTANTS = ("NDIM", "NORM_DIM", "NEVENTS", "RECORDING")
@@ -118,7 +155,9 @@ class Norm(NamedTuple):
     complex: bool = False
 
 KERNEL_ARGUMENTS = tuple(a.name for a in ARGUMENTS)
-_STATE_ARRAYS = tuple((a.dims, np.dtype(a.dtype), a.fill) for a in ARGUMENTS if a.role != INPUT)
+_STATE_ARRAYS = {p: tuple((a.dims, np.dtype(a.dtype_in(p)), a.fill)
+                          for a in ARGUMENTS if a.role != INPUT)
+                 for p in PRECISIONS.values()}
 _PENDING = int(Status.PENDING)
 Inputs = collections.namedtuple("Inputs", [a.name for a in ARGUMENTS if a.role == INPUT])
 State = collections.namedtuple("State", [a.name for a in ARGUMENTS if a.role != INPUT])
@@ -135,17 +174,17 @@ def kernel_arguments(inputs, state):
     return (*inputs, *state)
 
 
-def _array_type(arg):
-    return f"{arg.dtype}[{', '.join(':' for _ in arg.dims)}]"
+def _array_type(arg, precision):
+    return f"{arg.dtype_in(precision)}[{', '.join(':' for _ in arg.dims)}]"
 
 
 def _dims(args):
     return ",".join(f"({','.join(a.dims)})" for a in args)
 
 
-def gufunc_signature():
-    """The ``guvectorize`` type signature, as source text."""
-    return f'"void({", ".join(_array_type(a) for a in ARGUMENTS)})"'
+def gufunc_signature(precision=FLOAT64):
+    """The ``guvectorize`` type signature in ``precision``, as source text."""
+    return f'"void({", ".join(_array_type(a, precision) for a in ARGUMENTS)})"'
 
 
 def gufunc_layout():
@@ -172,14 +211,15 @@ def _wrapped(names, indent):
                          break_long_words=False, break_on_hyphens=False)[indent:]
 
 
-def ptx_types():
-    """numba types of the arguments of the per-problem entry point (C-contiguous rows),
-    for ``numba.cuda.compile_ptx``."""
+def ptx_types(precision=FLOAT64):
+    """numba types of the arguments of the per-problem entry point (C-contiguous rows)
+    in ``precision``, for ``numba.cuda.compile_ptx``."""
     from numba import types as nt
 
     def array(arg):
         index = (slice(None),) * (len(arg.dims) - 1) + (slice(None, None, 1),)
-        return getattr(nt, arg.dtype)[index if len(index) > 1 else index[0]]  # [::1] is "C"
+        dtype = getattr(nt, arg.dtype_in(precision))
+        return dtype[index if len(index) > 1 else index[0]]  # [::1] is "C"
 
     return tuple(array(a) for a in ARGUMENTS)
 
@@ -201,12 +241,12 @@ def core_sizes(ndim, n_params=1, n_eval=1, n_slots=1, n_stored=1, n_rows=1, n_in
                 u=core_summaries.SUMMARY_SLOTS if n_summarized else 1)
 
 
-def new_state(n_prob, sizes):
+def new_state(n_prob, sizes, precision=FLOAT64):
     """The :class:`State` of a fresh batch of ``n_prob`` problems (``sizes``:
-    :func:`core_sizes`): every problem pending, outputs NaN."""
+    :func:`core_sizes`) in ``precision``: every problem pending, outputs NaN."""
     arrays = []
     size_of = sizes.__getitem__
-    for dims, dtype, fill in _STATE_ARRAYS:  # solve_ivp makes one a call: kept quick
+    for dims, dtype, fill in _STATE_ARRAYS[precision]:  # solve_ivp makes one a call: kept quick
         shape = (n_prob, *map(size_of, dims))
         if fill == 0:
             arrays.append(np.zeros(shape, dtype))
@@ -230,9 +270,9 @@ def contiguous_rows(inputs):
     return inputs._replace(p=np.ascontiguousarray(p))
 
 
-def state_bytes(n_prob, sizes, names=None):
+def state_bytes(n_prob, sizes, names=None, precision=FLOAT64):
     """Bytes of :func:`new_state`'s arrays, or of those among them in ``names``."""
-    return n_prob * sum(np.dtype(a.dtype).itemsize * int(np.prod([sizes[d] for d in a.dims]))
+    return n_prob * sum(np.dtype(a.dtype_in(precision)).itemsize * int(np.prod([sizes[d] for d in a.dims]))
                         for a in ARGUMENTS
                         if a.role != INPUT and (names is None or a.name in names))
 

@@ -15,11 +15,17 @@ import warnings
 
 import numpy as np
 
-from . import render
+from . import abi, render
 from .core import events as core_events
 from .registry import EventFunction, RhsFunction
 
 EPS = np.finfo(float).eps
+FLOAT32 = np.finfo(np.float32)
+# The smallest rtol of dtype float32 or "mixed", in float32 eps: the stages carry
+# float32's relative round-off into every step's error estimate, and a tolerance
+# within a few eps of it has the controller chase round-off (shrinking steps, or
+# Status.STEP_TOO_SMALL).
+FLOAT32_RTOL_EPS = 10
 DEFAULT_MAX_EVENTS = 16
 
 
@@ -176,10 +182,12 @@ def span(value, n_prob):
     return span_
 
 
-def tolerances(rtol, atol, n_prob, ndim):
-    """``(N, n)`` each: rtol raised to ``100 * EPS`` with scipy's warning, atol >= 0."""
+def tolerances(rtol, atol, n_prob, ndim, precision_=abi.FLOAT64):
+    """``(N, n)`` each: rtol raised to ``100 * EPS`` with scipy's warning, atol >= 0;
+    those ``precision_`` cannot honour refused (:func:`precision_tolerances`)."""
     rtol_a, atol_a = (_tolerance(value, name, n_prob, ndim)
                       for value, name in ((rtol, "rtol"), (atol, "atol")))
+    precision_tolerances(rtol_a, atol_a, precision_)
     if np.any(rtol_a < 100 * EPS):
         # stacklevel: the caller of solve_batch (via batch._validate)
         warnings.warn("At least one element of `rtol` is too small. "
@@ -188,6 +196,57 @@ def tolerances(rtol, atol, n_prob, ndim):
     if np.any(atol_a < 0):
         raise ValueError("atol must be non-negative")
     return rtol_a, atol_a
+
+
+def precision(dtype):
+    """The kernel precision (:class:`abi.Precision`) of ``solve_batch``'s ``dtype``:
+    float64 or float32 (any spelling ``numpy.dtype`` takes), or ``"mixed"``."""
+    if isinstance(dtype, str) and dtype in abi.PRECISIONS:
+        return abi.PRECISIONS[dtype]
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name in ("float64", "float32"):
+        return abi.PRECISIONS[name]
+    raise ValueError(f"dtype={dtype!r}: expected np.float64 (the default), np.float32 or "
+                     "'mixed' (float32 stages, float64 state and error norm)")
+
+
+def precision_tolerances(rtol, atol, precision_):
+    """Refuse tolerances that a float32 precision cannot honour (none for float64): an
+    rtol below ``FLOAT32_RTOL_EPS`` float32 eps, a positive atol below float32's smallest
+    normal number."""
+    if precision_ == abi.FLOAT64:
+        return
+    floor = FLOAT32_RTOL_EPS * float(FLOAT32.eps)
+    if np.any(rtol < floor):
+        raise ValueError(
+            f"rtol={float(np.min(rtol)):.3g} is below what dtype={precision_.name!r} can "
+            f"honour (its stages round at float32's eps, {float(FLOAT32.eps):.3g}): the "
+            f"smallest rtol accepted is {floor:.3g} ({FLOAT32_RTOL_EPS} float32 eps). "
+            "Pass rtol >= that, or dtype=np.float64")
+    if np.any((atol > 0) & (atol < FLOAT32.tiny)):
+        raise ValueError(
+            f"atol={float(np.min(atol[atol > 0])):.3g} is below float32's smallest normal "
+            f"number ({float(FLOAT32.tiny):.3g}), which dtype={precision_.name!r} cannot "
+            "hold: pass atol = 0 or at least that, or dtype=np.float64")
+
+
+def in_precision(arr, name, dtype):
+    """``arr`` (a possibly broadcast float64 view) as ``dtype``, still broadcast (only
+    its distinct rows and columns are converted); a ``ValueError`` naming ``name`` if a
+    value overflows ``dtype``."""
+    if arr.dtype == dtype:
+        return arr
+    distinct = arr[tuple(slice(None) if stride else slice(0, 1) for stride in arr.strides)]
+    with np.errstate(over="ignore"):
+        converted = distinct.astype(dtype)
+    if np.any(np.isfinite(distinct) & ~np.isfinite(converted)):
+        raise ValueError(f"{name} holds a value beyond {np.dtype(dtype).name}'s range "
+                         f"(largest {float(np.finfo(dtype).max):.3g}): rescale the problem, "
+                         "or pass dtype=np.float64")
+    return np.broadcast_to(converted, arr.shape)
 
 
 def _tolerance(value, name, n_prob, ndim):

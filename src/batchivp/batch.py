@@ -133,7 +133,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
                 rtol=1e-3, atol=1e-6, first_step=None, max_step=np.inf, max_steps=None,
                 fun_index=None, target=None, chunk_steps=None, progress=False,
                 sensitivity=None, sensitivity_error=False, observables=(), summarize=None,
-                save_y=True, out=None):
+                save_y=True, out=None, dtype=np.float64):
     """Solve ``N`` independent IVPs ``y' = fun(t, y, p)`` with DOP853 in one call.
 
     Each problem takes exactly the steps scipy's ``solve_ivp(method="DOP853")`` takes
@@ -191,6 +191,9 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
         Write the results to this Zarr store block by block (``batchivp[zarr]``), memory
         bounded by a block; the same call again finishes what Ctrl-C or a killed process
         left, bitwise as an uninterrupted run (:mod:`batchivp.stream`).
+    dtype : np.float64, np.float32 or "mixed"
+        float32 state, stages and error norm (results float32), or float32 stages only;
+        time stays float64, rtol >= 10 float32 eps (docs/architecture.md, "Precision").
 
     Returns
     -------
@@ -220,7 +223,7 @@ def solve_batch(fun, t_span, y0, params=None, *, t_eval=None, events=(), max_eve
     options = dict(events=events, max_events=max_events, max_steps=max_steps, target=target,
                    chunk_steps=chunk_steps, sensitivity=sensitivity,
                    sensitivity_error=sensitivity_error, observables=observables,
-                   summarize=summarize, save_y=save_y)
+                   summarize=summarize, save_y=save_y, dtype=dtype)
     if out is not None:
         return stream.solve_to_store(solve_batch, fun, per_problem, options, out, progress)
     if arguments.any_dask(per_problem.values()):
@@ -232,7 +235,8 @@ def _run(batch, progress, adaptive):
     """Load the module of a validated batch, run the kernel until every problem has a
     final status (or Ctrl-C), and unpack the result."""
     module = render.load_module(batch.target, batch.ndim, batch.functions, batch.event_slots,
-                                norm=batch.norm, observables=batch.observables)
+                                norm=batch.norm, observables=batch.observables,
+                                precision=batch.precision)
     inputs, state = _pack(batch, module)
     interruptible = host_loop.sigint_interceptable()
     interrupted = host_loop.run_kernel(
@@ -265,6 +269,7 @@ class _Batch:
     max_steps: int
     chunk_steps: int
     norm: abi.Norm  # what the error norm sees of the integrated components
+    precision: abi.Precision = abi.FLOAT64  # the kernel's dtypes; arrays above in its real
     columns: object = None  # sensitivity.Columns, or None
     user_functions: list = None  # the right-hand sides as given (with sensitivities)
     user_events: list = None  # the events as given (with sensitivities)
@@ -298,13 +303,17 @@ def _rows(batch, lo, hi):
 def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_step, fun_index,
              events, max_events, max_steps, target, chunk_steps, sensitivity,
              sensitivity_error, observables=(), summarize=None, save_y=True,
-             streamed=False):
+             streamed=False, dtype=np.float64):
     """The validated call of :func:`solve_batch` with these arguments (all of them, by
     keyword; a ``_Batch``), or the error naming the first bad argument
     (``arguments.py``), before anything compiles. :mod:`batchivp.jax` checks its calls
     with it. ``streamed``: the results go to a store block by block (``stream.py``),
     so they need not fit in memory."""
     target = targets.resolve_target(target)
+    precision = arguments.precision(dtype)
+    if sensitivity is not None and precision != abi.FLOAT64:
+        raise ValueError(f"sensitivity={sensitivity!r} with dtype={precision.name!r}: "
+                         "sensitivities are integrated in float64 only; pass dtype=np.float64")
     functions, positions = arguments.functions(fun, fun_index)
     event_slots, ecfg_row = arguments.events(events)
     n_stored = arguments.stored_events(max_events, event_slots)
@@ -317,7 +326,7 @@ def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_ste
     observables = arguments.observables(observables)
     # Every index of the user's functions in range for this n and m (the bounds package).
     bounds.check(functions, event_slots + observables, ndim, 0 if params is None else p.shape[1])
-    rtol_a, atol_a = arguments.tolerances(rtol, atol, n_prob, ndim)
+    rtol_a, atol_a = arguments.tolerances(rtol, atol, n_prob, ndim, precision)
     first_a, max_step_a = arguments.steps(first_step, max_step, span, n_prob)
     t_eval_a, n_eval = arguments.t_eval(t_eval, span, n_prob)
     statistics = summaries.statistics(summarize)
@@ -329,12 +338,16 @@ def validate(fun, *, y0, t_span, params, t_eval, rtol, atol, first_step, max_ste
     elif sensitivity_error is not False:
         raise ValueError(f"sensitivity_error={sensitivity_error!r} needs sensitivity='y0', "
                          "'params' or 'all' (the sensitivities it puts in the error norm)")
+    for name in ("y0", "p", "rtol", "atol"):  # float64 arrays stay as they are
+        system[name] = arguments.in_precision(system[name], "params" if name == "p" else name,
+                                              precision.real)
     if not streamed:
         _check_output_fits(n_prob, abi.core_sizes(
             system["y0"].shape[1], 1, t_eval_a.shape[-1], ecfg_row.shape[0], n_stored,
-            save_y=bool(save_y), n_summarized=(ndim + len(observables)) * bool(statistics)))
+            save_y=bool(save_y), n_summarized=(ndim + len(observables)) * bool(statistics)),
+            precision)
     return _Batch(
-        target=target, positions=np.broadcast_to(positions, (n_prob,)),
+        target=target, precision=precision, positions=np.broadcast_to(positions, (n_prob,)),
         ecfg_row=ecfg_row, n_stored=n_stored, span=span,
         first_step=first_a, max_step=max_step_a, **system,
         t_eval=t_eval_a, n_eval=n_eval,
@@ -382,7 +395,7 @@ def _pack(batch, module):
     ecfg = np.broadcast_to(ecfg_row, (batch.n_prob,) + ecfg_row.shape)
     inputs = abi.Inputs(y0=batch.y0, p=batch.p, rtol=batch.rtol, atol=batch.atol, tcfg=tcfg,
                         t_eval=batch.t_eval, icfg=icfg, ecfg=ecfg)
-    return inputs, abi.new_state(batch.n_prob, _sizes(batch))
+    return inputs, abi.new_state(batch.n_prob, _sizes(batch), batch.precision)
 
 
 def _sizes(batch):
@@ -444,17 +457,17 @@ def _physical_memory():
     return int(psutil.virtual_memory().total)
 
 
-def _check_output_fits(n_prob, sizes):
+def _check_output_fits(n_prob, sizes, precision=abi.FLOAT64):
     """Refuse a batch whose output (``sizes``: abi.core_sizes) cannot fit in memory,
     before allocating any of it: a ``ValueError`` with the size and the arguments that
     set it."""
     ndim, k, n_slots, n_stored = sizes["n"], sizes["o"], sizes["e"], sizes["b"]
-    need = abi.state_bytes(n_prob, sizes)
+    need = abi.state_bytes(n_prob, sizes, precision=precision)
     have = _physical_memory()
     if have is None or need <= have:
         return
-    y_bytes = abi.state_bytes(n_prob, sizes, ("yout",))
-    event_bytes = abi.state_bytes(n_prob, sizes, ("t_events", "y_events"))
+    y_bytes = abi.state_bytes(n_prob, sizes, ("yout",), precision)
+    event_bytes = abi.state_bytes(n_prob, sizes, ("t_events", "y_events"), precision)
     raise ValueError(
         f"solve_batch's output needs {need / 1e9:,.1f} GB, more than this machine's "
         f"{have / 1e9:,.1f} GB of memory: y holds N x n x len(t_eval) = {n_prob} x {ndim} x "

@@ -19,15 +19,15 @@ PTX_CC = (9, 0)
 PTXAS_ARCH = "sm_90"
 
 
-def kernel_ptx(ndim=6, functions=None, events=(), norm=None):
+def kernel_ptx(ndim=6, functions=None, events=(), norm=None, precision=abi.FLOAT64):
     """Compile the cuda module's entry point to PTX for sm_90 without a driver.
 
     The cuda module is rendered with its entry point undecorated (``cuda_ptx``: the
     same text but for the ``guvectorize`` line), and that per-problem function, the
     body the cuda gufunc wraps, is compiled as a kernel with
     ``numba.cuda.compile_ptx`` (NVVM from the CUDA wheels). ``norm``: as for
-    :func:`batchivp.render.load_module` (a system with sensitivities). Returns the PTX
-    text.
+    :func:`batchivp.render.load_module` (a system with sensitivities); ``precision``:
+    the kernel's dtypes (:class:`batchivp.abi.Precision`). Returns the PTX text.
 
     Workaround: this needs no driver only because every device function in the cuda
     module is declared ``inline=True`` (``render``'s cuda style). A device function
@@ -46,8 +46,9 @@ def kernel_ptx(ndim=6, functions=None, events=(), norm=None):
         from .models import two_body
 
         functions, ndim = [two_body], 6
-    module = render.load_module("cuda_ptx", ndim, functions, events, norm=norm)
-    ptx, _ = cuda.compile_ptx(module.dop853_kernel, abi.ptx_types(), cc=PTX_CC)
+    module = render.load_module("cuda_ptx", ndim, functions, events, norm=norm,
+                                precision=precision)
+    ptx, _ = cuda.compile_ptx(module.dop853_kernel, abi.ptx_types(precision), cc=PTX_CC)
     return ptx
 
 
@@ -74,6 +75,19 @@ def copy_kernels_ptx():
     ptx["fill_column"], _ = cuda.compile_ptx(cuda_batch._fill_column.py_func,
                                              (icfg, nt.int64, nt.int64), cc=PTX_CC)
     return ptx
+
+
+# PTX instructions that compute in double precision (moves, loads and stores excluded:
+# they cost no arithmetic): arithmetic, fused multiply-adds, comparisons, conversions
+# from or to a double, math approximations.
+_DOUBLE_OPS = re.compile(r"^\s*(?:@%p\d+\s+)?((?:add|sub|mul|fma|div|rcp|sqrt|rsqrt|neg|abs|min|max|"
+                         r"setp|selp|cvt|testp|copysign)[.\w]*\.f64)\b", re.MULTILINE)
+
+
+def double_ops(ptx):
+    """The number of double-precision arithmetic, comparison and conversion
+    instructions in ``ptx`` (static: each counted once, wherever it is in a loop)."""
+    return len(_DOUBLE_OPS.findall(ptx))
 
 
 def find_ptxas():

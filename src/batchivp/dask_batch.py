@@ -37,6 +37,7 @@ def solve_batch_dask(solve, fun, per_problem, options):
     options = dict(options, target=_block_target(options["target"]))
     event_slots, _ = arguments.events(options["events"])
     n_stored = arguments.stored_events(options["max_events"], event_slots)
+    real = np.dtype(arguments.precision(options.get("dtype", np.float64)).real)  # y's dtype
 
     rows, shared, blocked, indices = _partition(per_problem, n_prob, ndim)
     block = functools.partial(_solve_block, solve, fun, tuple(blocked), {**shared, **options})
@@ -56,12 +57,12 @@ def solve_batch_dask(solve, fun, per_problem, options):
     else:
         t = blocked.get("t_eval", t_eval)
         t = t.astype(float) if is_dask(t) else arguments.t_eval_out(t)
-        y = field("y", (ndim, np.shape(t_eval)[-1])) if options["save_y"] else None
+        y = field("y", (ndim, np.shape(t_eval)[-1]), dtype=real) if options["save_y"] else None
     events = {}
     if event_slots:
         events = dict(
             t_events=[field("t_events", (n_stored,), index=e) for e in range(len(event_slots))],
-            y_events=[field("y_events", (n_stored, ndim), index=e)
+            y_events=[field("y_events", (n_stored, ndim), dtype=real, index=e)
                       for e in range(len(event_slots))],
             n_events=field("n_events", (len(event_slots),), dtype=np.int64))
     names = summaries.statistics(options["summarize"])
@@ -74,7 +75,7 @@ def solve_batch_dask(solve, fun, per_problem, options):
         events.update(_sensitivity_fields(field, options["sensitivity"], per_problem["params"],
                                           ndim, t_eval, len(event_slots), n_stored))
     return dict(
-        t=t, y=y, t_final=field("t_final"), y_final=field("y_final", (ndim,)),
+        t=t, y=y, t_final=field("t_final"), y_final=field("y_final", (ndim,), dtype=real),
         status=field("status", dtype=np.int64), nfev=field("nfev", dtype=np.int64),
         nstep=field("nstep", dtype=np.int64), nreject=field("nreject", dtype=np.int64),
         target=options["target"], **events)

@@ -16,22 +16,30 @@ The C signatures the two sides agree on, :data:`C_SIGNATURES` (:data:`RHS_SIGNAT
 ``core/access.py``) and the arrays' lengths (of ``y`` and ``p``). The core's arrays
 are contiguous rows (the host passes contiguous arrays, ``abi.py``), so a pointer and
 a length describe each. CUDA has no function pointers: it keeps the inlined kernel.
+
+Those are the float64 kernel's signatures; a kernel of another precision
+(:class:`batchivp.abi.Precision`) passes its ``real`` dtype where these have float64,
+and its ``stage`` dtype for ``dydt`` (:func:`c_signature`): each plugin compiles one
+C function per precision it is used in, and the intrinsics read the precision from
+the arrays the core hands them.
 """
 
 import inspect
 
 from llvmlite import ir
-from numba.core import types
+from numba.core import errors, types
 from numba.extending import intrinsic
 
+from . import abi
 from .source import SIGNATURES
 
 ISTATE = "istate"  # the name of the argument after the user function's own ones
 
 
-def _return_type(signature):
-    """The numba type a user function of ``signature`` returns (void: none)."""
-    return types.void if signature.returns is None else getattr(types, signature.returns)
+def _return_type(signature, precision=abi.FLOAT64):
+    """The numba type a user function of ``signature`` returns in ``precision`` (void:
+    none; a value: the precision's ``real`` dtype)."""
+    return types.void if signature.returns is None else getattr(types, precision.real)
 
 
 def function_signature(kind):
@@ -42,19 +50,42 @@ def function_signature(kind):
                                      for p in signature.parameters])
 
 
-def _c_signature(signature):
+def _c_signature(signature, precision=abi.FLOAT64):
     """The numba signature of the C function of a user function of ``signature``
-    (:class:`batchivp.source.Signature`): a float64 per scalar parameter, a pointer to
-    float64 per array, a pointer to int64 for ``istate``, an int64 per array length."""
-    args = [types.float64 if p.length is None else types.CPointer(types.float64)
+    (:class:`batchivp.source.Signature`) in ``precision``: the precision's ``real`` type
+    per scalar parameter, a pointer to it per array (to its ``stage`` type for a stage),
+    a pointer to int64 for ``istate``, an int64 per array length."""
+    real, stage = getattr(types, precision.real), getattr(types, precision.stage)
+    args = [real if p.length is None else types.CPointer(stage if p.stage else real)
             for p in signature.parameters]
     args += [types.CPointer(types.int64)] + [types.int64] * len(signature.lengths)
-    return _return_type(signature)(*args)
+    return _return_type(signature, precision)(*args)
+
+
+def c_signature(kind, precision="float64"):
+    """The numba signature of the C function of a user function of ``kind`` in
+    ``precision`` (a :class:`batchivp.abi.Precision` or its name)."""
+    precision = abi.PRECISIONS.get(precision, precision)
+    return _c_signature(SIGNATURES[kind], precision)
 
 
 C_SIGNATURES = {kind: _c_signature(signature) for kind, signature in SIGNATURES.items()}
 RHS_SIGNATURE = C_SIGNATURES["rhs"]
 EVENT_SIGNATURE = C_SIGNATURES["event"]
+
+
+def _precision_of(kind, arg_types):
+    """The precision whose C signature of ``kind`` takes the user function's arguments
+    of ``arg_types`` (numba types, in the kind's order), or a TypingError: the core
+    handing a user function other dtypes than its C function takes is a bug."""
+    for precision in abi.PRECISIONS.values():
+        expected = _c_signature(SIGNATURES[kind], precision).args
+        if all((a.dtype if isinstance(a, types.Array) else a)
+               == (e.dtype if isinstance(e, types.CPointer) else e)
+               for a, e in zip(arg_types, expected)):
+            return precision
+    raise errors.TypingError(f"call_{kind}_at: arguments {arg_types} match the C signature "
+                             "of no precision (linking.c_signature)")
 
 
 def c_parameters(kind):
@@ -78,6 +109,7 @@ def _call_at(context, builder, signature, args, kind):
     arguments that follow (each array as its data pointer), ``istate``'s data pointer
     and the length of the first array of each length."""
     parameters = SIGNATURES[kind].parameters
+    precision = _precision_of(kind, signature.args[1:1 + len(parameters)])
     values, lengths = [], {}
     for parameter, ty, value in zip(parameters + (None,), signature.args[1:], args[1:]):
         if parameter is not None and parameter.length is None:
@@ -87,7 +119,7 @@ def _call_at(context, builder, signature, args, kind):
         values.append(array.data)
         if parameter is not None and parameter.length not in lengths:
             lengths[parameter.length] = builder.extract_value(array.shape, 0)
-    fn_type = _c_function_type(context, C_SIGNATURES[kind])
+    fn_type = _c_function_type(context, c_signature(kind, precision))
     function = builder.inttoptr(args[0], fn_type.as_pointer())
     return builder.call(function, values + [lengths[name] for name in SIGNATURES[kind].lengths])
 
@@ -103,7 +135,8 @@ def _caller(kind):
             result = _call_at(context, builder, sig, values, kind)
             return context.get_dummy_value() if signature.returns is None else result
 
-        return _return_type(signature)(address, *args), codegen
+        precision = _precision_of(kind, args[:len(signature.parameters)])
+        return _return_type(signature, precision)(address, *args), codegen
 
     names = ("typingctx", "address") + signature.names + (ISTATE,)
     call_at.__signature__ = inspect.Signature(

@@ -31,7 +31,7 @@ CORE_FILES = ("coefficients.py", "dop853.py", "access.py", "events.py", "summari
 # Per target: how device functions and the entry point are decorated, and how work
 # arrays of compile-time shape are allocated (numba's CUDA target needs local arrays).
 # The entry point's arguments, its guvectorize signature and layout: abi.ARGUMENTS.
-_GUVECTORIZE = f'@numba.guvectorize([{abi.gufunc_signature()}], "{abi.gufunc_layout()}"'
+_GUVECTORIZE = '@numba.guvectorize([{signature}], "' + abi.gufunc_layout() + '"'
 _TARGET_STYLE = {
     "python": {"device": "", "inline": "", "kernel": "", "local": "np.empty({shape}, np.{dtype})",
                "imports": "", "helper": ""},
@@ -85,8 +85,15 @@ INLINED = frozenset({
     "output_t_eval", "store_point", "summarize_value",
 })
 
+# The core's precision names (core/dop853.py): the template defines them per module,
+# before the core's constants, in place of the core's own (plain Python) definitions.
+PRECISION_NAMES = ("REAL", "STAGE")
+# Coefficient tables that scale time (the stage times t + C h): float64 in every
+# precision; the others are rendered in the module's REAL dtype.
+TIME_TABLES = frozenset({"C"})
+
 _lock = threading.Lock()
-_modules = {}  # (target, ndim, plugin keys) -> module
+_modules = {}  # (target, ndim, plugin keys, precision) -> module
 
 
 def template_dir():
@@ -116,8 +123,9 @@ def _core_parts(files=CORE_FILES):
                 name = node.targets[0].id
                 body = "\n".join(lines[node.value.lineno - 1 : node.value.end_lineno])
                 body = body[body.index("(") :]
-                constants.append(f"{name} = np.array({body})")
-            elif isinstance(node, ast.Assign):
+                dtype = "np.float64" if name in TIME_TABLES else "REAL"
+                constants.append(f"{name} = np.array({body}, dtype={dtype})")
+            elif isinstance(node, ast.Assign) and node.targets[0].id not in PRECISION_NAMES:
                 constants.append(segment)
     return constants, functions
 
@@ -142,7 +150,7 @@ def global_name(number, name):
 
 
 def render_source(target, ndim, functions, events=(), norm=None, recording=False,
-                  observables=()):
+                  observables=(), precision=abi.FLOAT64):
     """The generated module's text and content hash for ``target``, state dimension
     ``ndim``, the right-hand sides ``functions`` and the event slots ``events``
     (:class:`batchivp.source.Plugin` records, or function objects holding one).
@@ -156,13 +164,16 @@ def render_source(target, ndim, functions, events=(), norm=None, recording=False
     (``core/driver.py``) that ``solve_ivp`` needs; batches go without it.
     ``observables``: functions of the event kind that are summarized, not events
     (``core/summaries.py``); the event dispatcher has them after the event slots'.
+    ``precision`` (:class:`batchivp.abi.Precision`): the dtypes of the state and the
+    stages.
     """
     text, content_hash, _ = _render_inlined(target, ndim, functions, events, norm,
-                                            recording, observables)
+                                            recording, observables, precision)
     return text, content_hash
 
 
-def _render_inlined(target, ndim, functions, events, norm, recording, observables=()):
+def _render_inlined(target, ndim, functions, events, norm, recording, observables=(),
+                    precision=abi.FLOAT64):
     """:func:`render_source`'s text and hash, and the dispatchers' handles it rendered:
     ``{"rhs": {key: handle}, "event": {key: handle}}``, the one numbering of both."""
     functions = _unique(map(record_of, functions))
@@ -171,49 +182,58 @@ def _render_inlined(target, ndim, functions, events, norm, recording, observable
                for kind, records in (("rhs", functions), ("event", event_functions))}
     user = _user_parts(functions + event_functions, handles)
     text, content_hash = _render_kernel(
-        target, ndim, norm, recording, linked=False, index_checks=user["index_checks"],
+        target, ndim, norm, recording, precision, linked=False,
+        index_checks=user["index_checks"],
         rhs_names=[fn.name for fn in functions], user_imports=user["imports"],
         event_names=[fn.name for fn in event_functions], n_event_slots=len(events),
         user_constants=user["constants"], user_functions=user["functions"])
     return text, content_hash, handles
 
 
-def render_linked(target, ndim, norm=None):
+def render_linked(target, ndim, norm=None, precision=abi.FLOAT64):
     """The text and content hash of the linked module for ``target`` (cpu or parallel)
     and state dimension ``ndim``: the core with dispatchers that call user functions by
-    address (:mod:`batchivp.linking`), for every plugin set. It keeps a step record
-    when asked (``RECORDING = 1``), checks the status after every user call
+    address (:mod:`batchivp.linking`), for every plugin set of ``precision``. It keeps a
+    step record when asked (``RECORDING = 1``), checks the status after every user call
     (``INDEX_CHECKS = 1``), and reads its number of events from ``icfg``."""
     return _render_kernel(
-        target, ndim, norm, True, linked=True, index_checks=1, rhs_names=[],
+        target, ndim, norm, True, precision, linked=True, index_checks=1, rhs_names=[],
         user_imports=[], event_names=[], n_event_slots=0, user_constants=[],
         user_functions=[])
 
 
-def _render_kernel(target, ndim, norm, recording, **user):
+def _render_kernel(target, ndim, norm, recording, precision, **user):
     style = _TARGET_STYLE[target]
     core_constants, core_functions = _core_parts()
+    work_arrays = [(name, shape, precision.dtype(holds, dtype), what)
+                   for name, shape, dtype, holds, what in abi.WORK_ARRAYS]
     return _render(
-        TEMPLATE_NAME, target=target, ndim=ndim,
+        TEMPLATE_NAME, target=target, ndim=ndim, precision=precision,
         norm=abi.Norm(ndim) if norm is None else norm, recording=int(bool(recording)),
         core_constants=core_constants, core_functions=core_functions,
-        device_decorator=style["device"], kernel_decorator=style["kernel"],
-        inline_decorator=style["inline"], inlined=INLINED,
-        helper_decorator=style["helper"], target_imports=style["imports"],
+        device_decorator=style["device"], inline_decorator=style["inline"],
+        kernel_decorator=style["kernel"].format(signature=abi.gufunc_signature(precision)),
+        inlined=INLINED, helper_decorator=style["helper"], target_imports=style["imports"],
         local_array=lambda shape, dtype: style["local"].format(shape=shape, dtype=dtype),
         kernel_parameters=abi.parameters(len("def dop853_kernel(")),
         advance_arguments=abi.advance_arguments(len("    dop853_advance(")),
-        work_arrays=abi.WORK_ARRAYS, parameters=_PARAMETERS, **user)
+        work_arrays=work_arrays, parameters=_PARAMETERS, call_arguments=_CALL_ARGUMENTS,
+        **user)
 
 
-# The dispatchers' parameter lists after ``handle``, per kind (before ``istate``).
+# The dispatchers' parameter lists after ``handle``, per kind (before ``istate``), and
+# the arguments they call user functions with: time, a float64 in the core, in the
+# module's REAL dtype (a no-op in float64), as the user function's arrays.
 _PARAMETERS = {kind: signature.text for kind, signature in SIGNATURES.items()}
+_CALL_ARGUMENTS = {kind: ", ".join(p.name if p.length is not None else f"REAL({p.name})"
+                                   for p in signature.parameters)
+                   for kind, signature in SIGNATURES.items()}
 
 
-def render_plugin(plugin):
+def render_plugin(plugin, precision=abi.FLOAT64):
     """The text and content hash of the module compiling the one user function
     ``plugin`` (a record or a function object holding one) as a C function, named
-    ``address``, that linked kernels call (:mod:`batchivp.linking`)."""
+    ``address``, that linked kernels of ``precision`` call (:mod:`batchivp.linking`)."""
     from . import linking  # here: it imports numba
 
     record = record_of(plugin)
@@ -225,7 +245,7 @@ def render_plugin(plugin):
     call_arguments = ", ".join(p.name if p.length is None else f"carray({p.name}, {p.length})"
                                for p in signature.parameters)
     return _render(
-        PLUGIN_TEMPLATE_NAME, fn=user["functions"][0],
+        PLUGIN_TEMPLATE_NAME, fn=user["functions"][0], precision=precision,
         c_parameters=", ".join(linking.c_parameters(record.kind)),
         call_arguments=call_arguments, returns=signature.returns is not None,
         user_imports=user["imports"], user_constants=user["constants"],
@@ -315,7 +335,7 @@ def _user_parts(records, handles=None):
 
 
 def load_module(target, ndim, functions, events=(), norm=None, recording=False,
-                observables=()):
+                observables=(), precision=abi.FLOAT64):
     """The kernel module for this target, dimension and plugin set (arguments: see
     :func:`render_source`): on cpu and parallel a linked kernel, else (or with
     ``$BATCHIVP_KERNEL=inlined``) the generated module with the plugins inlined
@@ -331,7 +351,7 @@ def load_module(target, ndim, functions, events=(), norm=None, recording=False,
     event_functions = _unique(events + observables)
     kind = kernel_kind(target)
     key = (target, kind, ndim, norm, bool(recording), tuple(r.key for r in functions),
-           tuple(r.key for r in event_functions), len(events))
+           tuple(r.key for r in event_functions), len(events), precision)
     with _lock:
         module = _modules.get(key)
         if module is not None:
@@ -341,18 +361,19 @@ def load_module(target, ndim, functions, events=(), norm=None, recording=False,
         if target == "parallel":
             targets.use_fork_safe_threading_layer()
         if kind == "linked":
-            module = _linked_kernel(target, ndim, norm, functions, event_functions)
+            module = _linked_kernel(target, ndim, norm, functions, event_functions, precision)
         else:
             module = _inlined_module(target, ndim, functions, events, norm, recording,
-                                     observables)
+                                     observables, precision)
         _modules[key] = module
         return module
 
 
-def _inlined_module(target, ndim, functions, events, norm, recording, observables):
+def _inlined_module(target, ndim, functions, events, norm, recording, observables,
+                    precision):
     text, content_hash, handles = _render_inlined(target, ndim, functions, events, norm,
-                                                  recording, observables)
-    module = _import(cache.module_stem(target, f"n{ndim}", content_hash), text)
+                                                  recording, observables, precision)
+    module = _import(_stem(target, f"n{ndim}", precision, content_hash), text)
     # Equal text, equal dispatchers: another plugin set rendering the same module
     # adds its keys to the same handles.
     table = module.__dict__.setdefault("PLUGIN_HANDLES", {kind: {} for kind in handles})
@@ -382,11 +403,11 @@ def kernel_kind(target):
     return "linked" if target in LINKED_TARGETS and choice != "inlined" else "inlined"
 
 
-def _linked_kernel(target, ndim, norm, functions, event_functions):
+def _linked_kernel(target, ndim, norm, functions, event_functions, precision):
     """A module-like object: the linked core's ``dop853_kernel`` and the addresses of the
     plugins' C functions as their handles."""
-    core_module = linked_core(target, ndim, norm)
-    plugins = {kind: {r.key: plugin_module(r) for r in records}
+    core_module = linked_core(target, ndim, norm, precision)
+    plugins = {kind: {r.key: plugin_module(r, precision) for r in records}
                for kind, records in (("rhs", functions), ("event", event_functions))}
     return types.SimpleNamespace(
         __name__=core_module.__name__, NDIM=ndim, dop853_kernel=core_module.dop853_kernel,
@@ -395,65 +416,78 @@ def _linked_kernel(target, ndim, norm, functions, event_functions):
                         for kind, table in plugins.items()})
 
 
-def linked_core(target, ndim, norm=None):
-    """The linked core module of ``target`` and ``ndim``: loaded from the disk cache, or
-    compiled, once per machine, saying so on stderr (it takes seconds)."""
-    key = (target, ndim, norm, os.environ.get(cache.CACHE_ENV_VAR))
+def linked_core(target, ndim, norm=None, precision=abi.FLOAT64):
+    """The linked core module of ``target``, ``ndim`` and ``precision``: loaded from the
+    disk cache, or compiled, once per machine, saying so on stderr (it takes seconds)."""
+    key = (target, ndim, norm, precision, os.environ.get(cache.CACHE_ENV_VAR))
     core_module = _linked_cores.get(key)
     if core_module is not None:  # solve_ivp asks on every call: no rendering then
         return core_module
-    stem, text = _linked_stem(target, ndim, norm)
+    stem, text = _linked_stem(target, ndim, norm, precision)
     if stem not in sys.modules and not _linked_compiled(stem):
-        print(f"batchivp: compiling the {target} core for {ndim}-dimensional states, once on "
+        which = "" if precision == abi.FLOAT64 else f" ({precision.name})"
+        print(f"batchivp: compiling the {target} core{which} for {ndim}-dimensional states, once on "
               f"this machine (seconds to a minute; `batchivp cache warm` does it ahead of time)",
               file=sys.stderr, flush=True)
     core_module = _linked_cores[key] = _import(stem, text)
     return core_module
 
 
-def _linked_stem(target, ndim, norm=None):
-    text, content_hash = render_linked(target, ndim, norm)
-    return cache.module_stem("linked", target, f"n{ndim}", content_hash), text
+def _linked_stem(target, ndim, norm=None, precision=abi.FLOAT64):
+    text, content_hash = render_linked(target, ndim, norm, precision)
+    return _stem("linked", target, f"n{ndim}", precision, content_hash), text
+
+
+def _stem(*parts):
+    """The cache stem of a module named by ``parts``, where a :class:`abi.Precision`
+    part is its tag: float64 modules keep the names they had before precisions."""
+    return cache.module_stem(*(p.tag if isinstance(p, abi.Precision) else p
+                               for p in parts if not isinstance(p, abi.Precision) or p.tag))
 
 
 def _linked_compiled(stem):
     return cache.is_compiled(cache.module_path(stem))
 
 
-def warm(target_names, dims, jobs=None, out=sys.stdout):
+def warm(target_names, dims, jobs=None, out=sys.stdout, precisions=(abi.FLOAT64,)):
     """Compile (or find compiled) the linked cores of ``target_names`` (cpu, parallel)
-    for the state dimensions ``dims``, ``jobs`` at a time in processes of their own
-    (default: one per core); print one line each. ``batchivp cache warm`` runs it."""
+    for the state dimensions ``dims`` in ``precisions``, ``jobs`` at a time in processes
+    of their own (default: one per core); print one line each. ``batchivp cache warm``
+    runs it."""
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
 
-    work = [(target, int(ndim)) for target in target_names for ndim in dims]
-    for target, _ in work:
+    work = [(target, int(ndim), precision.name) for target in target_names for ndim in dims
+            for precision in precisions]
+    for target, _, _ in work:
         if target not in LINKED_TARGETS:
             raise ValueError(f"cache warm: target {target!r} has no linked core; expected one "
                              f"of {', '.join(LINKED_TARGETS)} (cuda kernels compile per plugin set)")
     context = multiprocessing.get_context("spawn")  # numba's state is not fork-safe
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=context) as pool:
-        for (target, ndim), (seconds, compiled) in zip(work, pool.map(_warm_one, work)):
+        for (target, ndim, name), (seconds, compiled) in zip(work, pool.map(_warm_one, work)):
             how = f"compiled in {seconds:.1f} s" if compiled else "already compiled"
-            print(f"{target} core, {ndim}-dimensional states: {how}", file=out, flush=True)
+            which = "" if name == abi.FLOAT64.name else f" ({name})"
+            print(f"{target} core{which}, {ndim}-dimensional states: {how}", file=out,
+                  flush=True)
 
 
 def _warm_one(item):
-    target, ndim = item
+    target, ndim, name = item
+    precision = abi.PRECISIONS[name]
     if target == "parallel":
         targets.use_fork_safe_threading_layer()
-    compiled = not _linked_compiled(_linked_stem(target, ndim)[0])
+    compiled = not _linked_compiled(_linked_stem(target, ndim, None, precision)[0])
     start = time.perf_counter()
-    linked_core(target, ndim)
+    linked_core(target, ndim, None, precision)
     return time.perf_counter() - start, compiled
 
 
-def plugin_module(plugin):
-    """The module of ``plugin``'s C function ``address`` (compiled, or loaded from the
-    disk cache, once per process)."""
-    text, content_hash = render_plugin(plugin)
-    return _import(cache.module_stem("plugin", content_hash), text)
+def plugin_module(plugin, precision=abi.FLOAT64):
+    """The module of ``plugin``'s C function ``address`` in ``precision`` (compiled, or
+    loaded from the disk cache, once per process)."""
+    text, content_hash = render_plugin(plugin, precision)
+    return _import(_stem("plugin", precision, content_hash), text)
 
 
 def _import(stem, text):

@@ -42,12 +42,15 @@ class Uncompilable(Exception):
 
 @dataclass(frozen=True)
 class Parameter:
-    """One parameter of a user function: the float64 scalar ``name``, or (``length``
-    given) a contiguous float64 array whose length is the state's (``"n"``) or the
-    parameter vector's (``"m"``)."""
+    """One parameter of a user function: the scalar ``name``, or (``length`` given) a
+    contiguous array whose length is the state's (``"n"``) or the parameter vector's
+    (``"m"``). Its dtype is the kernel precision's ``real`` (float64 unless
+    ``solve_batch(dtype=...)`` says otherwise, :class:`batchivp.abi.Precision`), or its
+    ``stage`` dtype for an array the function writes a stage into (``stage``)."""
 
     name: str
     length: str = None
+    stage: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class Signature:
 
 _T, _Y, _P = Parameter("t"), Parameter("y", "n"), Parameter("p", "m")
 SIGNATURES = {
-    "rhs": Signature("rhs", (_T, _Y, _P, Parameter("dydt", "n"))),
+    "rhs": Signature("rhs", (_T, _Y, _P, Parameter("dydt", "n", stage=True))),
     "event": Signature("event", (_T, _Y, _P), returns="float64"),
 }
 

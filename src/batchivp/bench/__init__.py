@@ -8,7 +8,9 @@ status 1 when a problem's ``nfev`` differs from scipy's, the scipy loop summing 
 order as batchivp does (``--scipy-blas``, :mod:`.scipy_ref`). Cases:
 
 - :mod:`.batch_cases`: ``kepler``, ``kepler+ev``, ``lorenz``, batches against a loop of
-  scipy calls (also ``benchmarks/bench_batch.py``);
+  scipy calls (also ``benchmarks/bench_batch.py``); ``lorenz-dtypes``, the Lorenz batch
+  in float64, float32 and mixed precision on each target: speed and error against a
+  tight float64 reference (own table);
 - :mod:`.ivp_cases`: ``lotka``, ``arenstorf``, ``arenstorf+dense``, ``trivial``, single
   ``solve_ivp`` calls against scipy's (also ``benchmarks/bench_ivp.py``, own table);
 - :mod:`.orbit_cases`: ``orbit``, a 100,000-fragment debris cloud under J2 and drag for

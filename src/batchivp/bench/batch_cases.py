@@ -34,6 +34,12 @@ that sums in index order, as batchivp does, and then an ``nfev`` mismatch fails 
 (exit status 1). Where that order cannot be had, or with ``--scipy-blas stock``,
 mismatches are reported and explained, not failed (:mod:`.scipy_ref`). The timings are
 only reported, never asserted.
+
+``lorenz-dtypes`` (own table, after the main one): 16,384 Lorenz problems (256 with
+``--quick``), t in [0, 1], at issue 17's tolerances (rtol = 1e-5, atol = 1e-7), with
+``dtype`` float64, float32 and "mixed" on each target: time, steps per second, speed
+against float64 on the same target, and the largest and median error of ``y_final``
+against float64 at rtol = atol = 1e-12 (relative to each problem's largest component).
 """
 
 import math
@@ -214,3 +220,88 @@ def run_kepler_events(config):
 @register("lorenz", quick=True)
 def run_lorenz(config):
     return bench_case(lorenz_case(config), config)
+
+
+# ---- precision: float32 and mixed against float64 (solve_batch's dtype) ----
+
+DTYPES = (("float64", np.float64), ("float32", np.float32), ("mixed", "mixed"))
+DTYPE_RTOL, DTYPE_ATOL = 1e-5, 1e-7  # issue 17's example; float32 takes rtol >= 1.2e-6
+DTYPE_REF_TOL = 1e-12
+
+
+def dtype_case(config):
+    """The Lorenz batch over t in [0, 1] (rho in [0, 21], 16,384 problems; 256 with
+    ``config.quick``): short enough that the error is the tolerance's, not chaos's."""
+    n_prob = 256 if config.quick else 16384
+    rho = np.linspace(0.0, 21.0, n_prob)
+    params = np.stack([np.full(n_prob, 10.0), rho, np.full(n_prob, 8.0 / 3.0)], axis=1)
+    return BatchCase("lorenz-dtypes", lorenz, (0.0, 1.0), np.ones((n_prob, 3)), params,
+                     DTYPE_RTOL, np.arange(0))
+
+
+def relative_errors(y_final, reference):
+    """Per problem, ``max |y - ref| / max |ref|``."""
+    scale = np.maximum(np.abs(reference).max(axis=1), np.finfo(float).tiny)
+    return np.abs(y_final.astype(np.float64) - reference).max(axis=1) / scale
+
+
+def dtype_rows(case, target, reference, repeat):
+    """One row per dtype on ``target``: best time of ``repeat``, steps per second, the
+    speed against float64 and the error against ``reference`` (float64, tight)."""
+    rows = []
+    for name, dtype in DTYPES:
+        def solve(sl):
+            return bi.solve_batch(case.fun, case.t_span, case.y0[sl], case.params[sl],
+                                  rtol=DTYPE_RTOL, atol=DTYPE_ATOL, target=target, dtype=dtype)
+        start = time.perf_counter()
+        solve(slice(0, 2))
+        compile_s = time.perf_counter() - start
+        best, res = math.inf, None
+        for _ in range(repeat):
+            start = time.perf_counter()
+            res = solve(slice(None))
+            best = min(best, time.perf_counter() - start)
+        errors = relative_errors(res.y_final, reference)
+        rows.append({"case": case.name, "engine": target, "table": "dtypes", "dtype": name,
+                     "n": len(case.y0), "compile_s": compile_s, "time_s": best,
+                     "steps_per_s": int(res.nstep.sum()) / best,
+                     "mean_steps": float(res.nstep.mean()),
+                     "max_rel_err": float(errors.max()),
+                     "median_rel_err": float(np.median(errors)),
+                     "failed": int((~res.success).sum())})
+    for row in rows:
+        row["vs_float64"] = rows[0]["time_s"] / row["time_s"]
+    return rows
+
+
+def dtype_table(rows):
+    """The precision table: per target and dtype, speed and accuracy."""
+    rows = [r for r in rows if r.get("table") == "dtypes"]
+    if not rows:
+        return []
+    lines = [f"\n[lorenz-dtypes] {rows[0]['n']} Lorenz problems, t in [0, 1], rtol = "
+             f"{DTYPE_RTOL:g}, atol = {DTYPE_ATOL:g}; error: max over components of |y_final "
+             f"- ref| / max |ref|, ref = float64 at rtol = atol = {DTYPE_REF_TOL:g}",
+             f"{'engine':<9} {'dtype':<8} {'compile/load':>12} {'time (s)':>9} "
+             f"{'steps/s':>9} {'vs float64':>10} {'steps':>6} {'max rel err':>11} "
+             f"{'median':>8} {'failed':>6}"]
+    for r in rows:
+        lines.append(f"{r['engine']:<9} {r['dtype']:<8} {r['compile_s']:>10.2f} s "
+                     f"{r['time_s']:>9.3f} {r['steps_per_s']:>9.3g} {r['vs_float64']:>9.2f}x "
+                     f"{r['mean_steps']:>6.1f} {r['max_rel_err']:>11.1e} "
+                     f"{r['median_rel_err']:>8.1e} {r['failed']:>6}")
+    return lines
+
+
+@register("lorenz-dtypes", notes=dtype_table)
+def run_dtypes(config):
+    case = dtype_case(config)
+    print(f"\n[{case.name}] {len(case.y0)} problems, reference: float64 at rtol = atol = "
+          f"{DTYPE_REF_TOL:g}", flush=True)
+    reference = bi.solve_batch(case.fun, case.t_span, case.y0, case.params, rtol=DTYPE_REF_TOL,
+                               atol=DTYPE_REF_TOL, target=config.targets[-1]).y_final
+    rows = []
+    for target in config.targets:
+        print(f"[{case.name}] {target} ...", flush=True)
+        rows += dtype_rows(case, target, reference, default_repeat(config))
+    return rows

@@ -52,6 +52,20 @@ import math
 from .coefficients import (A, B, C, D, E3, E5, END_ROWS, INTERPOLATOR_POWER, N_STAGES,
                            N_STAGES_EXTENDED)
 
+# The precision (abi.Precision), rendered per module: REAL is the dtype of the state and
+# of the arithmetic on it (stage sums, error norm, interpolant), STAGE the dtype the
+# stages and the interpolant are stored in; plain Python (this file as it is) uses
+# float. The constants below are the literals that meet REAL values: numba computes
+# float32 times a Python float (a float64) in double, so a float32 module's arithmetic
+# stays float32 only with constants of its own dtype. Time, step sizes and the step-size
+# control (the literals elsewhere) are float64 in every precision.
+REAL = float
+STAGE = float
+ZERO = REAL(0.0)
+ONE = REAL(1.0)
+TWO = REAL(2.0)
+ERR3_WEIGHT = REAL(0.01)  # scipy's weight of the 3rd-order estimate in the error norm
+
 SAFETY = 0.9
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
@@ -213,11 +227,12 @@ def stage_state(K, s, t, y, h, ytmp, n):
         ytmp[i] = K[0, i] * A[row]
     for j in range(1, s):
         a = A[row + j]
-        if a != 0.0:  # a third of the tableau is zero; skipping it changes no sum
+        if a != ZERO:  # a third of the tableau is zero; skipping it changes no sum
             for i in range(n):
                 ytmp[i] += K[j, i] * a
+    h_real = REAL(h)
     for i in range(n):
-        ytmp[i] = y[i] + ytmp[i] * h
+        ytmp[i] = y[i] + ytmp[i] * h_real
     return t + C[s] * h
 
 
@@ -235,31 +250,32 @@ def rk_step(handle, t, y, f, h, p, K, y_new, ytmp, n, istate):
         y_new[i] = K[0, i] * B[0]
     for j in range(1, N_STAGES):
         b = B[j]
-        if b != 0.0:
+        if b != ZERO:
             for i in range(n):
                 y_new[i] += K[j, i] * b
+    h_real = REAL(h)
     for i in range(n):
-        y_new[i] = y[i] + h * y_new[i]
+        y_new[i] = y[i] + h_real * y_new[i]
     rhs(handle, t + h, y_new, p, K[N_STAGES], istate)
 
 
 def error_estimates(K, i):
     """Component ``i`` of scipy's ``K.T @ E5`` and ``K.T @ E3`` (stages in order)."""
-    e5 = 0.0
-    e3 = 0.0
+    e5 = ZERO
+    e3 = ZERO
     for j in range(N_STAGES + 1):
         k = K[j, i]
-        if E5[j] != 0.0:
+        if E5[j] != ZERO:
             e5 += k * E5[j]
-        if E3[j] != 0.0:
+        if E3[j] != ZERO:
             e3 += k * E3[j]
     return e5, e3
 
 
 def error_norm(K, h, y, y_new, rtol, atol, n):
     """scipy's ``DOP853._estimate_error_norm`` with ``scale = atol + max(|y|, |y_new|) rtol``."""
-    err5_ss = 0.0
-    err3_ss = 0.0
+    err5_ss = ZERO
+    err3_ss = ZERO
     for i in range(n):
         scale = atol[i] + np_maximum(abs(y[i]), abs(y_new[i])) * rtol[i]
         e5, e3 = error_estimates(K, i)
@@ -270,19 +286,19 @@ def error_norm(K, h, y, y_new, rtol, atol, n):
     # scipy squares linalg.norm, i.e. sqrt(ss) ** 2; keep its rounding.
     err5_norm_2 = math.sqrt(err5_ss) ** 2
     err3_norm_2 = math.sqrt(err3_ss) ** 2
-    if err5_norm_2 == 0.0 and err3_norm_2 == 0.0:
-        return 0.0
-    denom = err5_norm_2 + 0.01 * err3_norm_2
-    return abs(h) * err5_norm_2 / math.sqrt(denom * n)
+    if err5_norm_2 == ZERO and err3_norm_2 == ZERO:
+        return ZERO
+    denom = err5_norm_2 + ERR3_WEIGHT * err3_norm_2
+    return abs(REAL(h)) * err5_norm_2 / math.sqrt(denom * REAL(n))
 
 
 def error_norm_complex(K, h, y, y_new, rtol, atol, n, m):
     """:func:`error_norm` of a complex state of ``m`` components: the scale from the
     complex magnitudes, squares summed over real parts, then imaginary parts."""
-    e5_re = 0.0
-    e5_im = 0.0
-    e3_re = 0.0
-    e3_im = 0.0
+    e5_re = ZERO
+    e5_im = ZERO
+    e3_re = ZERO
+    e3_im = ZERO
     for i in range(n):
         c = i
         if i >= m:
@@ -300,10 +316,10 @@ def error_norm_complex(K, h, y, y_new, rtol, atol, n, m):
             e3_im += e3 * e3
     err5_norm_2 = math.sqrt(e5_re + e5_im) ** 2
     err3_norm_2 = math.sqrt(e3_re + e3_im) ** 2
-    if err5_norm_2 == 0.0 and err3_norm_2 == 0.0:
-        return 0.0
-    denom = err5_norm_2 + 0.01 * err3_norm_2
-    return abs(h) * err5_norm_2 / math.sqrt(denom * m)
+    if err5_norm_2 == ZERO and err3_norm_2 == ZERO:
+        return ZERO
+    denom = err5_norm_2 + ERR3_WEIGHT * err3_norm_2
+    return abs(REAL(h)) * err5_norm_2 / math.sqrt(denom * REAL(m))
 
 
 def accepted_factor(err, rejected):
@@ -340,8 +356,9 @@ def select_initial_step(handle, t0, y0, f0, p, t_bound, max_step, direction, rto
     else:
         h0 = 0.01 * d0 / d1
     h0 = py_min(h0, interval_length)
+    h0_real = REAL(h0 * direction)
     for i in range(n):
-        y1[i] = y0[i] + h0 * direction * f0[i]
+        y1[i] = y0[i] + h0_real * f0[i]
     rhs(handle, t0 + h0 * direction, y1, p, f1, istate)
     for i in range(n):
         y1[i] = f1[i] - f0[i]
@@ -363,30 +380,31 @@ def dense_coefficients(handle, t_old, y_old, y, f, h, p, K, F, ytmp, n, istate):
     for s in range(N_STAGES + 1, N_STAGES_EXTENDED):
         ts = stage_state(K, s, t_old, y_old, h, ytmp, n)
         rhs(handle, ts, ytmp, p, K[s], istate)
+    h_real = REAL(h)
     for i in range(n):
         f_old = K[0, i]
         delta_y = y[i] - y_old[i]
         F[0, i] = delta_y
-        F[1, i] = h * f_old - delta_y
-        F[2, i] = 2.0 * delta_y - h * (f[i] + f_old)
+        F[1, i] = h_real * f_old - delta_y
+        F[2, i] = TWO * delta_y - h_real * (f[i] + f_old)
         for r in range(INTERPOLATOR_POWER - END_ROWS):  # scipy: F[3:] = h * D @ K
-            acc = 0.0
+            acc = ZERO
             for j in range(N_STAGES_EXTENDED):
                 acc += D[r * N_STAGES_EXTENDED + j] * K[j, i]
-            F[END_ROWS + r, i] = h * acc
+            F[END_ROWS + r, i] = h_real * acc
 
 
 def dense_eval(F, y_old, t_old, h, t, out, n):
     """Evaluate the step's interpolant at ``t`` into ``out`` (scipy's Horner order)."""
-    x = (t - t_old) / h
+    x = REAL((t - t_old) / h)
     for i in range(n):
-        v = 0.0
+        v = ZERO
         for r in range(INTERPOLATOR_POWER):
             v += F[INTERPOLATOR_POWER - 1 - r, i]
             if r % 2 == 0:
                 v *= x
             else:
-                v *= 1.0 - x
+                v *= ONE - x
         out[i] = v + y_old[i]
 
 

@@ -42,10 +42,11 @@ from .summaries import store_point
 
 
 def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
-                 rec_t, rec_y, K, ytmp, n, m, n_ev, recording):
+                 rec_t, rec_y, K, W, n, m, n_ev, recording):
     """Set up one problem: ``f(t0, y0)``, the first step, counters, event values at t0.
 
-    One or two evaluations of the right-hand side, as scipy.
+    One or two evaluations of the right-hand side, as scipy. ``K`` and ``W`` (the
+    stages and the state's work rows) are free before the first step.
     """
     handle = icfg[IC_HANDLE]
     t0 = tcfg[TC_T0]
@@ -84,10 +85,11 @@ def dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n
     if tcfg[TC_FIRST_STEP] > 0.0:
         fstate[FS_H_ABS] = tcfg[TC_FIRST_STEP]
     elif tf != t0:
-        # K rows 1..3 are free before the first step: use them as work arrays.
+        # The trial state and the scale in state rows, the trial derivative in a
+        # stage row: the right-hand side gets the dtypes it gets in a step.
         fstate[FS_H_ABS] = select_initial_step(
             handle, t0, y, f, p, tf, tcfg[TC_MAX_STEP], direction, rtol, atol,
-            K[1], K[2], K[3], n, m, istate)
+            W[0], K[1], W[1], n, m, istate)
         istate[IS_NFEV] = 2
 
 
@@ -119,7 +121,7 @@ def dop853_advance(y0, p, rtol, atol, tcfg, t_eval, icfg, ecfg, fstate, istate, 
     g_new, roots = G[0], G[1]
     if istate[IS_STATUS] == STATUS_PENDING:
         dop853_start(y0, p, rtol, atol, tcfg, icfg, ecfg, y, f, fstate, istate, g, n_events,
-                     rec_t, rec_y, K, ytmp, n, m, n_ev, recording)
+                     rec_t, rec_y, K, W, n, m, n_ev, recording)
     if istate[IS_STATUS] != STATUS_RUNNING:
         return
     handle = icfg[IC_HANDLE]
