@@ -234,7 +234,7 @@ def test_nuts_example_runs_quick():
 
 
 @pytest.mark.parametrize("name, value", [("summarize", "min"), ("out", "x.zarr"),
-                                         ("save_y", False)])
+                                         ("save_y", False), ("dtype", np.float32)])
 def test_options_without_an_output_here_are_refused_by_name(name, value):
     with pytest.raises(TypeError, match=f"{name} is not an option of batchivp.jax"):
         bj.solve_batch(lotka, SPAN, jnp.asarray(Y0), params=jnp.asarray(P), t_eval=TE,

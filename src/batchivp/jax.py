@@ -55,6 +55,7 @@ _REFUSED = {
     "summarize": "summaries are not outputs of batchivp.jax.solve_batch",
     "save_y": "y at t_eval is an output of batchivp.jax.solve_batch when t_eval is given",
     "out": "the outputs are JAX arrays, not a store",
+    "dtype": "the bridge and its derivatives work in float64",
 }
 
 
