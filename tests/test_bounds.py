@@ -314,10 +314,10 @@ def test_standard_models_and_orbit_forces_pass():
 def test_proven_functions_render_as_written():
     text, _ = render.render_source("cpu", 3, [models.lorenz])
     assert "bounds_checked" not in text.split("# ---- numerical core")[0]
-    assert "user_rhs_lorenz(t, y, p, dydt)\n" in text
+    assert "user_rhs_lorenz(REAL(t), y, p, dydt)\n" in text  # no istate: nothing to check
     assert "\nINDEX_CHECKS = 0" in text  # the core's status tests compile out
     text, _ = render.render_source("cpu", 2, [shifted_decay])
-    assert "\nINDEX_CHECKS = 1" in text and "user_rhs_shifted_decay(t, y, p, dydt, istate)" in text
+    assert "\nINDEX_CHECKS = 1" in text and "user_rhs_shifted_decay(REAL(t), y, p, dydt, istate)" in text
 
 
 # ---- declared dimensions ----
