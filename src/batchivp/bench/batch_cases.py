@@ -122,11 +122,14 @@ def lorenz_case(config):
                 sample_indices(n_lorenz, scipy_sample))
 
 
-def run_target(case, target, repeat):
-    """(compile/load seconds, best full-batch seconds, last result) on one target."""
+def run_target(case, target, repeat, **options):
+    """(compile/load seconds, best full-batch seconds, last result) on one target;
+    ``options`` of solve_batch replace the case's (tolerances, events) or add to them."""
+    options = dict(rtol=case.tol, atol=case.tol, events=case.events) | options
+
     def solve(sl):
         return bi.solve_batch(case.fun, case.t_span, case.y0[sl], case.params[sl],
-                              rtol=case.tol, atol=case.tol, target=target, events=case.events)
+                              target=target, **options)
     start = time.perf_counter()
     solve(slice(0, 2))
     compile_s = time.perf_counter() - start
@@ -250,17 +253,8 @@ def dtype_rows(case, target, reference, repeat):
     speed against float64 and the error against ``reference`` (float64, tight)."""
     rows = []
     for name, dtype in DTYPES:
-        def solve(sl):
-            return bi.solve_batch(case.fun, case.t_span, case.y0[sl], case.params[sl],
-                                  rtol=DTYPE_RTOL, atol=DTYPE_ATOL, target=target, dtype=dtype)
-        start = time.perf_counter()
-        solve(slice(0, 2))
-        compile_s = time.perf_counter() - start
-        best, res = math.inf, None
-        for _ in range(repeat):
-            start = time.perf_counter()
-            res = solve(slice(None))
-            best = min(best, time.perf_counter() - start)
+        compile_s, best, res = run_target(case, target, repeat, rtol=DTYPE_RTOL,
+                                          atol=DTYPE_ATOL, dtype=dtype)
         errors = relative_errors(res.y_final, reference)
         rows.append({"case": case.name, "engine": target, "table": "dtypes", "dtype": name,
                      "n": len(case.y0), "compile_s": compile_s, "time_s": best,
